@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from .models import Membership, Profile
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "attributes"]
+    search_fields = ["user__username", "user__email"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__slug", "project__name"]
+    autocomplete_fields = ["user"]

@@ -1,0 +1,101 @@
+from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from annotators.models import Membership
+
+from .forms import ImportForm
+from .imports.errors import ImportFailed
+from .imports.uploads import upload_import
+from .models import Comparison, Label, Project, Prompt, RankingItem, Response
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "labels_per_item", "comparison_mode", "hide_model_names", "created_at"]
+    search_fields = ["slug", "name"]
+    list_filter = ["comparison_mode", "hide_model_names"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+    change_form_template = "admin/feedback/project/change_form.html"
+
+    def get_urls(self):
+        extra = [path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="feedback_project_import")]
+        return extra + super().get_urls()
+
+    def import_view(self, request, pk: int):
+        project = get_object_or_404(Project, pk=pk)
+        if not self.has_change_permission(request, project):
+            return redirect("admin:index")
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                summary = upload_import(
+                    project=project,
+                    upload=form.cleaned_data["file"],
+                    fmt=form.cleaned_data["format"] or None,
+                    skip_invalid=form.cleaned_data["skip_invalid"],
+                    source=form.cleaned_data["source"] or None,
+                )
+            except ImportFailed as exc:
+                form.add_error("file", exc.message)
+            else:
+                messages.success(request, str(summary).splitlines()[0])
+                for line in str(summary).splitlines()[1:]:
+                    messages.warning(request, line.strip())
+                return redirect(reverse("admin:feedback_project_change", args=[project.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import into {project.name}",
+            "project": project,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/feedback/project/import.html", context)
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "project", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["content_hash", "messages"]
+    readonly_fields = ["content_hash"]
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "model", "prompt", "created_at"]
+    list_filter = ["prompt__project", "model"]
+    search_fields = ["text", "model", "content_hash"]
+    raw_id_fields = ["prompt", "job"]
+    readonly_fields = ["content_hash"]
+
+
+class RankingItemInline(admin.TabularInline):
+    model = RankingItem
+    extra = 0
+    raw_id_fields = ["response"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "project", "prompt", "priority", "gold_choice", "created_at"]
+    list_filter = ["project", "kind"]
+    search_fields = ["prompt__messages", "members_key"]
+    raw_id_fields = ["prompt", "response_a", "response_b"]
+    inlines = [RankingItemInline]
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "choice", "strength", "annotator", "source", "created_at"]
+    list_filter = ["comparison__project", "choice", "source"]
+    search_fields = ["rationale", "source", "annotator__username"]
+    raw_id_fields = ["comparison", "annotator"]

@@ -1,0 +1,326 @@
+"""What a file holds, told from its columns, and the parsing of one row of each kind into a plain record.
+
+Kinds (../shared/DESIGN.md): prompts; responses (one per row, or a list per prompt); preference pairs (TRL
+standard or conversational, HH-RLHF transcripts); judged pairs (Chatbot Arena, AlpacaEval annotations).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RowProblem
+from .hh import looks_like_transcript, split_pair
+
+ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    model: str = ""
+    generation: dict = field(default_factory=dict)
+
+
+@dataclass
+class PromptRecord:
+    messages: list[dict]
+    metadata: dict
+
+
+@dataclass
+class ResponsesRecord:
+    messages: list[dict]
+    metadata: dict
+    replies: list[Reply]
+
+
+@dataclass
+class JudgedPairRecord:
+    """Two replies and an outcome: "first" or "second" is better, "tie", or "both_bad"."""
+
+    messages: list[dict]
+    metadata: dict
+    first: Reply
+    second: Reply
+    outcome: str
+    source: str | None
+
+
+Record = PromptRecord | ResponsesRecord | JudgedPairRecord
+
+KINDS = {
+    "arena": "judged pairs, Chatbot Arena style (model_a, model_b, winner)",
+    "alpaca_eval": "judged pairs, AlpacaEval style (instruction, output_1, output_2, preference)",
+    "preferences": "preference pairs (chosen, rejected)",
+    "responses": "responses (prompt + response, or prompt + responses)",
+    "prompts": "prompts (prompt or messages)",
+}
+
+
+def detect_kind(columns: list[str]) -> str | None:
+    cols = set(columns)
+    if {"model_a", "model_b", "winner"} <= cols:
+        return "arena"
+    if {"instruction", "output_1", "output_2", "preference"} <= cols:
+        return "alpaca_eval"
+    if {"chosen", "rejected"} <= cols:
+        return "preferences"
+    if cols & {"prompt", "messages"} and cols & {"response", "responses"}:
+        return "responses"
+    if cols & {"prompt", "messages"}:
+        return "prompts"
+    return None
+
+
+# ---- field helpers -------------------------------------------------------------------------------------
+
+
+def _require(row: dict, name: str) -> Any:
+    if name not in row or row[name] is None:
+        raise RowProblem(name, "missing")
+    return row[name]
+
+
+def _maybe_json(value: Any, name: str) -> Any:
+    """CSV cells carry lists and objects as JSON text."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RowProblem(name, f"malformed JSON in the cell ({exc.msg})") from None
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected text, got {_type_name(value)}")
+    if not value.strip():
+        raise RowProblem(name, "empty text")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _messages(value: Any, name: str) -> list[dict]:
+    value = _maybe_json(value, name)
+    if not isinstance(value, list) or not value:
+        raise RowProblem(name, f"expected a non-empty list of messages, got {_type_name(value)}")
+    out = []
+    for i, m in enumerate(value, start=1):
+        if not isinstance(m, dict):
+            raise RowProblem(name, f"message {i} is not an object with role and content")
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise RowProblem(name, f"message {i} has role {role!r}; expected system, user or assistant")
+        if not isinstance(content, str) or not content.strip():
+            raise RowProblem(name, f"message {i} has empty or missing content")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def _prompt_messages(row: dict) -> list[dict]:
+    """The prompt as chat messages, from `messages` or `prompt` (text or messages); ends with a user turn."""
+    if row.get("messages") is not None:
+        name, msgs = "messages", _messages(row["messages"], "messages")
+    else:
+        name = "prompt"
+        value = _maybe_json(_require(row, "prompt"), "prompt")
+        msgs = (
+            _messages(value, "prompt")
+            if isinstance(value, list)
+            else [{"role": "user", "content": _text(value, "prompt")}]
+        )
+    if msgs[-1]["role"] != "user":
+        raise RowProblem(name, "the last message of a prompt must be the user's")
+    return msgs
+
+
+def _metadata(row: dict) -> dict:
+    value = _maybe_json(row.get("metadata"), "metadata")
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise RowProblem("metadata", f"expected an object, got {_type_name(value)}")
+    return value
+
+
+def _model(row: dict, name: str) -> str:
+    value = row.get(name)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected a model name, got {_type_name(value)}")
+    if len(value) > 200:
+        raise RowProblem(name, "model name longer than 200 characters")
+    return value
+
+
+def _generation(value: Any, name: str) -> dict:
+    value = _maybe_json(value, name)
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise RowProblem(name, f"expected an object of generation settings, got {_type_name(value)}")
+    return value
+
+
+def _last_assistant(conversation: list[dict], name: str) -> tuple[list[dict], str]:
+    if conversation[-1]["role"] != "assistant":
+        raise RowProblem(name, "the conversation does not end with an assistant turn")
+    return conversation[:-1], conversation[-1]["content"]
+
+
+def _distinct(first: Reply, second: Reply) -> None:
+    if first.text == second.text and first.model == second.model:
+        raise RowProblem(None, "the two responses are identical")
+
+
+# ---- one parser per kind -------------------------------------------------------------------------------
+
+
+def parse_prompts(row: dict, source: str | None) -> PromptRecord:
+    return PromptRecord(_prompt_messages(row), _metadata(row))
+
+
+def parse_responses(row: dict, source: str | None) -> ResponsesRecord:
+    messages, metadata = _prompt_messages(row), _metadata(row)
+    if row.get("responses") is None:
+        reply = Reply(
+            _text(_require(row, "response"), "response"),
+            _model(row, "model"),
+            _generation(row.get("generation"), "generation"),
+        )
+        return ResponsesRecord(messages, metadata, [reply])
+    items = _maybe_json(row["responses"], "responses")
+    if not isinstance(items, list) or not items:
+        raise RowProblem("responses", f"expected a non-empty list, got {_type_name(items)}")
+    replies = []
+    for i, item in enumerate(items, start=1):
+        where = f"responses[{i}]"
+        if isinstance(item, str):
+            replies.append(Reply(_text(item, where), _model(row, "model")))
+        elif isinstance(item, dict):
+            text = item.get("response", item.get("text"))
+            replies.append(
+                Reply(
+                    _text(text, f"{where}.response"),
+                    _model(item, "model") if "model" in item else _model(row, "model"),
+                    _generation(item.get("generation"), f"{where}.generation"),
+                )
+            )
+        else:
+            raise RowProblem(where, f"expected text or an object with 'response', got {_type_name(item)}")
+    return ResponsesRecord(messages, metadata, replies)
+
+
+def parse_preferences(row: dict, source: str | None) -> JudgedPairRecord:
+    chosen = _maybe_json(_require(row, "chosen"), "chosen")
+    rejected = _maybe_json(_require(row, "rejected"), "rejected")
+    metadata = _metadata(row)
+    has_prompt = row.get("prompt") is not None and row.get("prompt") != ""
+    if not has_prompt and looks_like_transcript(chosen):
+        if not isinstance(rejected, str):
+            raise RowProblem("rejected", f"expected a transcript like 'chosen', got {_type_name(rejected)}")
+        messages, c_text, r_text = split_pair(chosen, rejected)
+    elif isinstance(chosen, list) or isinstance(rejected, list):
+        c_conv = _messages(chosen, "chosen")
+        r_conv = _messages(rejected, "rejected")
+        if has_prompt:  # TRL conversational with an explicit prompt: chosen/rejected hold the reply turns
+            messages = _prompt_messages(row)
+            if len(c_conv) != 1 or len(r_conv) != 1:
+                c_conv, r_conv = c_conv[-1:], r_conv[-1:]
+            _, c_text = _last_assistant(c_conv, "chosen")
+            _, r_text = _last_assistant(r_conv, "rejected")
+        else:  # implicit prompt: the shared prefix of the two conversations
+            messages, c_text = _last_assistant(c_conv, "chosen")
+            r_prefix, r_text = _last_assistant(r_conv, "rejected")
+            if messages != r_prefix:
+                raise RowProblem("rejected", "chosen and rejected conversations diverge before their last turn")
+            if not messages or messages[-1]["role"] != "user":
+                raise RowProblem("chosen", "the conversation has no user turn before the reply")
+    else:
+        if not has_prompt:
+            raise RowProblem("prompt", "missing (and chosen is not an HH-style 'Human:/Assistant:' transcript)")
+        messages = _prompt_messages(row)
+        c_text, r_text = _text(chosen, "chosen"), _text(rejected, "rejected")
+    first = Reply(c_text, _model(row, "chosen_model"))
+    second = Reply(r_text, _model(row, "rejected_model"))
+    _distinct(first, second)
+    return JudgedPairRecord(messages, metadata, first, second, "first", _row_source(row, source))
+
+
+_ARENA_WINNER = {"model_a": "first", "model_b": "second", "tie": "tie", "tie (bothbad)": "both_bad"}
+
+
+def parse_arena(row: dict, source: str | None) -> JudgedPairRecord:
+    winner = _require(row, "winner")
+    if winner not in _ARENA_WINNER:
+        raise RowProblem("winner", f"{winner!r} is not one of model_a, model_b, tie, tie (bothbad)")
+    model_a, model_b = _text(_require(row, "model_a"), "model_a"), _text(_require(row, "model_b"), "model_b")
+    if row.get("conversation_a") is not None or row.get("conversation_b") is not None:
+        messages, text_a = _last_assistant(
+            _messages(_require(row, "conversation_a"), "conversation_a"), "conversation_a"
+        )
+        prefix_b, text_b = _last_assistant(
+            _messages(_require(row, "conversation_b"), "conversation_b"), "conversation_b"
+        )
+        if messages != prefix_b:
+            raise RowProblem("conversation_b", "conversation_a and conversation_b diverge before their last turn")
+        if not messages or messages[-1]["role"] != "user":
+            raise RowProblem("conversation_a", "the conversation has no user turn before the reply")
+    else:
+        messages = _prompt_messages(row)
+        text_a = _text(_require(row, "response_a"), "response_a")
+        text_b = _text(_require(row, "response_b"), "response_b")
+    first, second = Reply(text_a, model_a), Reply(text_b, model_b)
+    _distinct(first, second)
+    return JudgedPairRecord(messages, _metadata(row), first, second, _ARENA_WINNER[winner], _row_source(row, source))
+
+
+def parse_alpaca_eval(row: dict, source: str | None) -> JudgedPairRecord:
+    instruction = _text(_require(row, "instruction"), "instruction")
+    extra = row.get("input")
+    if isinstance(extra, str) and extra.strip():
+        instruction = f"{instruction}\n\n{extra}"
+    pref = _require(row, "preference")
+    if isinstance(pref, str):
+        try:
+            pref = float(pref)
+        except ValueError:
+            raise RowProblem("preference", f"{pref!r} is not 1, 2 or 1.5") from None
+    if isinstance(pref, bool) or not isinstance(pref, int | float) or math.isnan(pref):
+        raise RowProblem("preference", f"expected 1, 2 or 1.5, got {_type_name(pref)}")
+    outcome = {1.0: "first", 2.0: "second", 1.5: "tie"}.get(float(pref))
+    if outcome is None:
+        raise RowProblem("preference", f"{pref} is not 1, 2 or 1.5")
+    first = Reply(_text(_require(row, "output_1"), "output_1"), _model(row, "generator_1"))
+    second = Reply(_text(_require(row, "output_2"), "output_2"), _model(row, "generator_2"))
+    _distinct(first, second)
+    src = _row_source(row, source) if row.get("source") else (row.get("annotator") or source)
+    messages = [{"role": "user", "content": instruction}]
+    return JudgedPairRecord(messages, _metadata(row), first, second, outcome, src if isinstance(src, str) else source)
+
+
+def _row_source(row: dict, default: str | None) -> str | None:
+    value = row.get("source")
+    if value in (None, ""):
+        return default
+    if not isinstance(value, str) or len(value) > 120:
+        raise RowProblem("source", "expected a source name of at most 120 characters")
+    return value
+
+
+PARSERS = {
+    "prompts": parse_prompts,
+    "responses": parse_responses,
+    "preferences": parse_preferences,
+    "arena": parse_arena,
+    "alpaca_eval": parse_alpaca_eval,
+}

@@ -1,0 +1,88 @@
+"""Creates the demo project with real SmolLM2 generations and the team's judgements, and the demo users.
+
+Passwords come from JUROR_ADMIN_PASSWORD / JUROR_ANNOTATOR_PASSWORD, or are generated once and kept in
+<data dir>/demo-logins.json (mode 600) so that re-running prints logins that still work.
+"""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from annotators.models import Membership
+from feedback.imports.errors import ImportFailed
+from feedback.imports.service import data_import
+from feedback.models import Project
+
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
+GUIDELINES = """\
+Compare the two answers to the same prompt and pick the one a careful, helpful assistant would give.
+
+- **Correct first**: a wrong fact or a wrong number loses to a plain but right answer.
+- **Then helpful**: answers the question that was asked, at the level of the person asking
+  (a seven-year-old needs a different answer than a physicist).
+- **Safe**: advice that could hurt someone is always worse.
+- Choose **tie** when neither is better, **both bad** when neither is acceptable.
+"""
+USERS = [
+    ("admin", True, Membership.Role.MANAGER),
+    ("annotator1", False, Membership.Role.ANNOTATOR),
+    ("annotator2", False, Membership.Role.ANNOTATOR),
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo project (prompts, SmolLM2 answers, team judgements) and users admin, annotator1, annotator2."
+    )
+
+    def handle(self, *args, **opts):
+        logins = self._passwords()
+        with transaction.atomic():
+            project, _ = Project.objects.get_or_create(
+                slug="demo",
+                defaults={
+                    "name": "Demo: everyday assistant answers",
+                    "guidelines": GUIDELINES,
+                    "labels_per_item": 2,
+                    "max_pairs_per_prompt": 1,
+                },
+            )
+            User = get_user_model()
+            for username, staff, role in USERS:
+                user, created = User.objects.get_or_create(
+                    username=username, defaults={"is_staff": staff, "is_superuser": staff}
+                )
+                if created or username in logins["from_env"]:
+                    user.set_password(logins["passwords"][username])
+                    user.save()
+                Membership.objects.get_or_create(user=user, project=project, defaults={"role": role})
+            try:
+                for name, source in (("generations.jsonl", None), ("judgements.jsonl", "juror-team-demo")):
+                    summary = data_import(project=project, path=DEMO_DIR / name, source=source)
+                    self.stdout.write(str(summary))
+            except ImportFailed as exc:
+                raise CommandError(exc.message) from None
+        self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
+        for username, _, role in USERS:
+            self.stdout.write(f"  {username:<11} {logins['passwords'][username]:<16} ({role})")
+
+    def _passwords(self) -> dict:
+        store = Path(settings.JUROR_DATA_DIR) / "demo-logins.json"
+        saved = json.loads(store.read_text()) if store.exists() else {}
+        env = {
+            "admin": os.environ.get("JUROR_ADMIN_PASSWORD"),
+            "annotator1": os.environ.get("JUROR_ANNOTATOR_PASSWORD"),
+            "annotator2": os.environ.get("JUROR_ANNOTATOR_PASSWORD"),
+        }
+        passwords = {u: env[u] or saved.get(u) or secrets.token_urlsafe(9) for u, _, _ in USERS}
+        if passwords != saved:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.touch(mode=0o600)
+            store.write_text(json.dumps(passwords))
+        return {"passwords": passwords, "from_env": {u for u, v in env.items() if v}}
