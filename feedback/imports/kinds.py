@@ -78,6 +78,11 @@ def detect_kind(columns: list[str]) -> str | None:
 # ---- field helpers -------------------------------------------------------------------------------------
 
 
+def _present(row: dict, name: str) -> bool:
+    """An empty CSV cell, a null and a missing key all mean "not given" for optional columns."""
+    return row.get(name) not in (None, "")
+
+
 def _require(row: dict, name: str) -> Any:
     if name not in row or row[name] is None:
         raise RowProblem(name, "missing")
@@ -127,7 +132,7 @@ def _messages(value: Any, name: str) -> list[dict]:
 
 def _prompt_messages(row: dict) -> list[dict]:
     """The prompt as chat messages, from `messages` or `prompt` (text or messages); ends with a user turn."""
-    if row.get("messages") is not None:
+    if _present(row, "messages"):
         name, msgs = "messages", _messages(row["messages"], "messages")
     else:
         name = "prompt"
@@ -191,7 +196,7 @@ def parse_prompts(row: dict, source: str | None) -> PromptRecord:
 
 def parse_responses(row: dict, source: str | None) -> ResponsesRecord:
     messages, metadata = _prompt_messages(row), _metadata(row)
-    if row.get("responses") is None:
+    if not _present(row, "responses"):
         reply = Reply(
             _text(_require(row, "response"), "response"),
             _model(row, "model"),
@@ -224,7 +229,7 @@ def parse_preferences(row: dict, source: str | None) -> JudgedPairRecord:
     chosen = _maybe_json(_require(row, "chosen"), "chosen")
     rejected = _maybe_json(_require(row, "rejected"), "rejected")
     metadata = _metadata(row)
-    has_prompt = row.get("prompt") is not None and row.get("prompt") != ""
+    has_prompt = _present(row, "prompt")
     if not has_prompt and looks_like_transcript(chosen):
         if not isinstance(rejected, str):
             raise RowProblem("rejected", f"expected a transcript like 'chosen', got {_type_name(rejected)}")
@@ -264,7 +269,7 @@ def parse_arena(row: dict, source: str | None) -> JudgedPairRecord:
     if winner not in _ARENA_WINNER:
         raise RowProblem("winner", f"{winner!r} is not one of model_a, model_b, tie, tie (bothbad)")
     model_a, model_b = _text(_require(row, "model_a"), "model_a"), _text(_require(row, "model_b"), "model_b")
-    if row.get("conversation_a") is not None or row.get("conversation_b") is not None:
+    if _present(row, "conversation_a") or _present(row, "conversation_b"):
         messages, text_a = _last_assistant(
             _messages(_require(row, "conversation_a"), "conversation_a"), "conversation_a"
         )

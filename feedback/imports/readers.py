@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ImportFailed, RowError
+from .errors import ImportFailed, RowError, RowProblem
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 
@@ -26,7 +26,8 @@ class Table:
     name: str
     format: str
     columns: list[str]
-    rows: Iterator[tuple[int, dict[str, Any]]]
+    rows: Iterator[tuple[int, dict[str, Any] | RowProblem]]
+    """(line or row number, the row, or the problem that kept it from being read)"""
     unit: str  # "line" or "row"
 
 
@@ -87,32 +88,41 @@ def _decode(line: bytes, name: str, lineno: int) -> str:
         raise ImportFailed([RowError(name, lineno, None, f"invalid UTF-8 at byte {exc.start}")]) from None
 
 
+def _jsonl_line(raw: bytes) -> dict | RowProblem:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return RowProblem(None, f"invalid UTF-8 at byte {exc.start}")
+    except json.JSONDecodeError as exc:
+        return RowProblem(None, f"malformed JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(obj, dict):
+        return RowProblem(None, f"each line must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
-    def rows() -> Iterator[tuple[int, dict]]:
+    """A bad line is a row problem, not a file error: --skip-invalid can step over it like any bad row."""
+
+    def rows() -> Iterator[tuple[int, dict | RowProblem]]:
         count = 0
         with _open_bytes(path, limits, name) as f:
             for lineno, raw in enumerate(f, start=1):
-                text = _decode(raw, name, lineno).strip()
-                if not text:
+                if not raw.strip():
                     continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ImportFailed(
-                        [RowError(name, lineno, None, f"malformed JSON ({exc.msg} at column {exc.colno})")]
-                    ) from None
-                if not isinstance(obj, dict):
-                    raise ImportFailed(
-                        [RowError(name, lineno, None, f"each line must be a JSON object, got {type(obj).__name__}")]
-                    )
                 count += 1
                 _check_row_count(count, limits, name)
-                yield lineno, obj
+                yield lineno, _jsonl_line(raw)
 
-    # Peek at the first row for the columns; rows() restarts the file so nothing is consumed twice.
-    first = next(rows(), None)
-    columns = list(first[1].keys()) if first else []
-    return Table(name, "jsonl", columns, rows(), "line")
+    # The columns come from the first well-formed line; rows() restarts the file so nothing is read twice.
+    first, problem = None, None
+    for lineno, row in rows():
+        if isinstance(row, dict):
+            first = row
+            break
+        problem = problem or RowError(name, lineno, row.field, row.reason)
+    if first is None and problem:
+        raise ImportFailed([problem])
+    return Table(name, "jsonl", list(first) if first else [], rows(), "line")
 
 
 def read_csv(path: Path, limits: Limits, name: str) -> Table:

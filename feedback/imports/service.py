@@ -81,6 +81,8 @@ def data_import(
     overrides it per row.
     """
     table = open_table(Path(path), fmt, limits or default_limits(), display_name)
+    if not table.columns:
+        raise ImportFailed([RowError(table.name, None, None, "the file has no rows")])
     kind = detect_kind(table.columns)
     if kind is None:
         raise ImportFailed(
@@ -103,6 +105,8 @@ def data_import(
     for lineno, row in table.rows:
         summary.rows += 1
         try:
+            if isinstance(row, RowProblem):
+                raise row
             record = parser(row, source)
         except RowProblem as problem:
             errors.append(RowError(table.name, lineno, problem.field, problem.reason, table.unit))

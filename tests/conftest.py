@@ -1,0 +1,22 @@
+import os
+
+import pytest
+from django.db import connection
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path):
+    """Each test writes models, exports and demo logins under its own data directory."""
+    settings.JUROR_DATA_DIR = tmp_path / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    # PostgreSQL-only tests (row locks, many threads) are deselected on SQLite rather than skipped.
+    if connection.vendor != "postgresql":
+        keep = [i for i in items if "postgres" not in i.keywords]
+        config.hook.pytest_deselected(items=[i for i in items if "postgres" in i.keywords])
+        items[:] = keep
