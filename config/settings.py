@@ -159,6 +159,8 @@ SPECTACULAR_SETTINGS = {
     # The docs page loads Swagger UI from our own static files, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {"ProjectOptionModeEnum": "feedback.models.Project.Mode"},
 }
 
 # Content-Security-Policy: no inline or eval'd scripts anywhere; untrusted model text can never run.

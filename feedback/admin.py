@@ -47,7 +47,7 @@ class ProjectAdmin(admin.ModelAdmin):
             except ImportFailed as exc:
                 form.add_error("file", exc.message)
             else:
-                messages.success(request, str(summary).splitlines()[0])
+                messages.success(request, f"Import finished: {str(summary).splitlines()[0]}")
                 for line in str(summary).splitlines()[1:]:
                     messages.warning(request, line.strip())
                 return redirect(reverse("admin:feedback_project_change", args=[project.pk]))

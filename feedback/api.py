@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
@@ -22,7 +23,7 @@ class ProjectViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ProjectSerializer
-    permission_classes = [IsProjectManagerOrReadOnly]
+    permission_classes = [IsAuthenticated, IsProjectManagerOrReadOnly]
     lookup_field = "slug"
 
     def get_queryset(self):

@@ -20,3 +20,11 @@ def pytest_collection_modifyitems(config, items):
         keep = [i for i in items if "postgres" not in i.keywords]
         config.hook.pytest_deselected(items=[i for i in items if "postgres" in i.keywords])
         items[:] = keep
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """PBKDF2 at production strength costs ~0.4 s per user; tests create hundreds."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

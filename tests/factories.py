@@ -9,10 +9,9 @@ from feedback.models import Comparison, Label, Project, Prompt, Response
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+    password = factory.django.Password("pw-for-tests-1")
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):
