@@ -37,7 +37,7 @@ def test_check_deploy_is_clean_in_production_mode():
 
 @pytest.mark.slow
 def test_debug_is_off_unless_asked():
-    show = ["shell", "-c", "from django.conf import settings; print(settings.DEBUG)"]
+    show = ["shell", "--no-imports", "-c", "from django.conf import settings; print(settings.DEBUG)"]
     assert manage(*show).stdout.strip() == "False"
     assert manage(*show, DEBUG="1").stdout.strip() == "True"
 
@@ -45,6 +45,6 @@ def test_debug_is_off_unless_asked():
 @pytest.mark.slow
 def test_sqlite_runs_in_wal_mode(tmp_path):
     db = tmp_path / "wal.sqlite3"
-    show = ["shell", "-c", "from django.db import connection; c = connection.cursor(); "
+    show = ["shell", "--no-imports", "-c", "from django.db import connection; c = connection.cursor(); "
             "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"]
     assert manage(*show, DATABASE_URL=f"sqlite:///{db}").stdout.strip() == "wal"
