@@ -8,5 +8,7 @@ class ImportForm(forms.Form):
     format = forms.ChoiceField(choices=[("", "Detect from the file name"), *((f, f) for f in FORMATS)], required=False)
     source = forms.CharField(required=False, max_length=120, help_text="Who judged imported pairs.")
     skip_invalid = forms.BooleanField(
-        required=False, help_text="Import the valid rows and list every skipped row (otherwise: all or nothing)."
+        label="Skip invalid rows",
+        required=False,
+        help_text="Import the valid rows and list every skipped row (otherwise: all or nothing).",
     )

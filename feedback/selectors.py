@@ -33,7 +33,10 @@ def project_stats(project: Project) -> dict:
     comparisons = Comparison.objects.filter(project=project)
     labels = Label.objects.filter(comparison__project=project)
     by_kind = dict(comparisons.values_list("kind").annotate(n=Count("id")).order_by())
-    by_choice = dict(labels.values_list("choice").annotate(n=Count("id")).order_by())
+    by_choice = {
+        Label.Choice(choice).label: n
+        for choice, n in labels.values_list("choice").annotate(n=Count("id")).order_by("choice")
+    }
     by_source = {
         (src or "annotators"): n for src, n in labels.values_list("source").annotate(n=Count("id")).order_by("source")
     }

@@ -119,7 +119,9 @@ def data_import(
     if summary.rows == 0:
         raise ImportFailed([RowError(table.name, None, None, "the file has no rows")])
     if errors and not skip_invalid:
-        raise ImportFailed(errors, "nothing was imported; fix the file or use --skip-invalid to import the valid rows")
+        raise ImportFailed(
+            errors, "nothing was imported; fix the file, or skip invalid rows (--skip-invalid) to import the valid ones"
+        )
     summary.skipped = errors
     with transaction.atomic():
         _write(project, records, summary)

@@ -103,7 +103,7 @@ POSTGRES_DROP = [
 def _run(statements: dict[str, list[str]]):
     def apply(apps, schema_editor):
         for sql in statements.get(schema_editor.connection.vendor, []):
-            schema_editor.execute(sql)
+            schema_editor.execute(sql, params=None)  # None: "%" in PL/pgSQL is not a placeholder
 
     return apply
 

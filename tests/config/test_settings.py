@@ -8,7 +8,7 @@ STRONG_KEY = "k" * 20 + "Zq8#w!pL0-x7@vB2^nR5&tY9*uE3(iO6)" + "m" * 10
 
 
 def manage(*args, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "JUROR_ENV"}}
+    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "JUROR_ENV", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     full_env.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], capture_output=True, text=True, env=full_env)
 
@@ -29,7 +29,12 @@ def test_production_refuses_debug():
 @pytest.mark.slow
 def test_check_deploy_is_clean_in_production_mode():
     result = manage(
-        "check", "--deploy", "--fail-level", "WARNING", JUROR_ENV="production", SECRET_KEY=STRONG_KEY,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        JUROR_ENV="production",
+        SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="juror.example.org",
     )
     assert result.returncode == 0, result.stderr + result.stdout
@@ -45,6 +50,11 @@ def test_debug_is_off_unless_asked():
 @pytest.mark.slow
 def test_sqlite_runs_in_wal_mode(tmp_path):
     db = tmp_path / "wal.sqlite3"
-    show = ["shell", "--no-imports", "-c", "from django.db import connection; c = connection.cursor(); "
-            "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"]
+    show = [
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
+    ]
     assert manage(*show, DATABASE_URL=f"sqlite:///{db}").stdout.strip() == "wal"

@@ -61,12 +61,16 @@ def test_import_link_on_the_project_change_page(admin_client):
 def test_non_staff_cannot_reach_the_import_form(client):
     project = ProjectFactory()
     client.force_login(UserFactory())
-    r = client.post(reverse("admin:feedback_project_import", args=[project.pk]), {"file": upload("p.jsonl", b'{"prompt": "x"}\n')})
+    r = client.post(
+        reverse("admin:feedback_project_import", args=[project.pk]), {"file": upload("p.jsonl", b'{"prompt": "x"}\n')}
+    )
     assert r.status_code == 302 and "/admin/login/" in r["Location"]
     assert not Prompt.objects.exists()
 
 
-@pytest.mark.parametrize("model", [m for m in site._registry if m._meta.app_label in {"feedback", "annotators", "training"}])
+@pytest.mark.parametrize(
+    "model", [m for m in site._registry if m._meta.app_label in {"feedback", "annotators", "training"}]
+)
 def test_every_model_has_a_searchable_admin_changelist(admin_client, model):
     model_admin = site._registry[model]
     assert model_admin.search_fields, f"{model.__name__} admin has no search"

@@ -108,7 +108,9 @@ def test_token_auth_works(world):
 def test_api_import_returns_a_summary(world):
     client = client_for(world["users"]["manager_a"])
     body = b'{"prompt": "Q", "chosen": "A", "rejected": "B"}\n'
-    r = client.post("/api/v1/projects/alpha/import/", {"file": upload("prefs.jsonl", body), "source": "judge"}, format="multipart")
+    r = client.post(
+        "/api/v1/projects/alpha/import/", {"file": upload("prefs.jsonl", body), "source": "judge"}, format="multipart"
+    )
     assert r.status_code == 201
     assert r.json()["created"] == {"prompts": 1, "responses": 2, "comparisons": 1, "labels": 1}
     stats = client.get("/api/v1/projects/alpha/stats/").json()
@@ -118,12 +120,20 @@ def test_api_import_returns_a_summary(world):
 def test_api_import_bad_file_is_400_json_naming_the_line_and_writes_nothing(world):
     client = client_for(world["users"]["manager_a"])
     r = client.post(
-        "/api/v1/projects/alpha/import/", {"file": upload("bad.jsonl", b'{"prompt": "ok"}\n{"prompt": ""}\n')}, format="multipart"
+        "/api/v1/projects/alpha/import/",
+        {"file": upload("bad.jsonl", b'{"prompt": "ok"}\n{"prompt": ""}\n')},
+        format="multipart",
     )
     assert r.status_code == 400
     body = r.json()
     assert body["detail"].startswith("bad.jsonl, line 2, field 'prompt': empty text")
-    assert body["errors"][0] == {"file": "bad.jsonl", "line": 2, "field": "prompt", "reason": "empty text", "unit": "line"}
+    assert body["errors"][0] == {
+        "file": "bad.jsonl",
+        "line": 2,
+        "field": "prompt",
+        "reason": "empty text",
+        "unit": "line",
+    }
     assert not Prompt.objects.exists()
 
 

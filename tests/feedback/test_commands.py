@@ -63,7 +63,7 @@ def test_import_data_exit_status_and_one_line_reason_from_the_shell(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "CommandError: bad.jsonl, line 2: malformed JSON (Expecting value at column 1); nothing was imported; "
-        "fix the file or use --skip-invalid to import the valid rows"
+        "fix the file, or skip invalid rows (--skip-invalid) to import the valid ones"
     ]
     good = write_rows([{"prompt": "ok"}], "jsonl", tmp_path)
     result = manage("import_data", str(good), "--project", "cli")
@@ -85,7 +85,11 @@ def test_seed_demo_creates_users_project_and_labelled_data(capsys, monkeypatch):
     demo = Project.objects.get(slug="demo")
     assert Prompt.objects.filter(project=demo).count() >= 40
     assert Label.objects.filter(comparison__project=demo, source="juror-team-demo").count() >= 40
-    korean = [p for p in Prompt.objects.filter(project=demo) if any("\uac00" <= ch <= "\ud7a3" for ch in p.messages[-1]["content"])]
+    korean = [
+        p
+        for p in Prompt.objects.filter(project=demo)
+        if any("\uac00" <= ch <= "\ud7a3" for ch in p.messages[-1]["content"])
+    ]
     assert len(korean) >= 3
     call_command("seed_demo")  # idempotent
     assert Label.objects.filter(comparison__project=demo).count() == 40

@@ -16,9 +16,28 @@ JSONISH = st.recursive(
     max_leaves=12,
 )
 COLUMNS = st.sampled_from(
-    ["prompt", "messages", "response", "responses", "chosen", "rejected", "model_a", "model_b", "winner",
-     "response_a", "response_b", "conversation_a", "conversation_b", "instruction", "output_1", "output_2",
-     "preference", "metadata", "source", "generation"]
+    [
+        "prompt",
+        "messages",
+        "response",
+        "responses",
+        "chosen",
+        "rejected",
+        "model_a",
+        "model_b",
+        "winner",
+        "response_a",
+        "response_b",
+        "conversation_a",
+        "conversation_b",
+        "instruction",
+        "output_1",
+        "output_2",
+        "preference",
+        "metadata",
+        "source",
+        "generation",
+    ]
 )
 
 

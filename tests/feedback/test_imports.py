@@ -89,7 +89,13 @@ def test_responses_in_ranking_mode_make_one_ranking(tmp_path):
 def test_trl_standard_preferences_keep_the_winner(fmt, tmp_path):
     project = ProjectFactory()
     rows = [
-        {"prompt": SKY, "chosen": "Rayleigh scattering.", "rejected": "Paint.", "chosen_model": "a", "rejected_model": "b"}
+        {
+            "prompt": SKY,
+            "chosen": "Rayleigh scattering.",
+            "rejected": "Paint.",
+            "chosen_model": "a",
+            "rejected_model": "b",
+        }
     ]
     summary = run(project, rows, fmt, tmp_path, source="ultrafeedback")
     assert summary.kind == "preferences"
@@ -163,7 +169,14 @@ def test_hh_real_shape_single_turn_and_text_with_blank_lines(tmp_path):
 def test_arena_rows_with_ties_and_both_bad(fmt, tmp_path):
     project = ProjectFactory()
     rows = [
-        {"model_a": "gpt", "model_b": "llama", "winner": w, "prompt": f"Q{i}", "response_a": f"A{i}", "response_b": f"B{i}"}
+        {
+            "model_a": "gpt",
+            "model_b": "llama",
+            "winner": w,
+            "prompt": f"Q{i}",
+            "response_a": f"A{i}",
+            "response_b": f"B{i}",
+        }
         for i, w in enumerate(["model_a", "model_b", "tie", "tie (bothbad)"])
     ]
     summary = run(project, rows, fmt, tmp_path, source="chatbot-arena")
@@ -198,8 +211,14 @@ def test_arena_conversation_columns(tmp_path):
 def test_alpaca_eval_preferences_including_draws(fmt, tmp_path):
     project = ProjectFactory()
     rows = [
-        {"instruction": f"Task {i}", "output_1": f"one {i}", "generator_1": "g1", "output_2": f"two {i}",
-         "generator_2": "g2", "preference": p}
+        {
+            "instruction": f"Task {i}",
+            "output_1": f"one {i}",
+            "generator_1": "g1",
+            "output_2": f"two {i}",
+            "generator_2": "g2",
+            "preference": p,
+        }
         for i, p in enumerate([1.0, 2.0, 1.5])
     ]
     summary = run(project, rows, fmt, tmp_path, source="alpaca-eval-gpt4")
@@ -275,9 +294,14 @@ GOOD = {"prompt": "Fine prompt", "response": "Fine answer"}
         ({"prompt": "Q", "response": 42}, "line 2, field 'response': expected text, got a number"),
         ({"prompt": "", "response": "A"}, "line 2, field 'prompt': empty text"),
         ({"prompt": "Q", "response": None}, "line 2, field 'response': missing"),
-        ({"prompt": [{"role": "robot", "content": "x"}], "response": "A"}, "line 2, field 'prompt': message 1 has role 'robot'"),
-        ({"prompt": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "response": "A"},
-         "line 2, field 'prompt': the last message of a prompt must be the user's"),
+        (
+            {"prompt": [{"role": "robot", "content": "x"}], "response": "A"},
+            "line 2, field 'prompt': message 1 has role 'robot'",
+        ),
+        (
+            {"prompt": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "response": "A"},
+            "line 2, field 'prompt': the last message of a prompt must be the user's",
+        ),
         ({"prompt": "Q", "response": "A", "metadata": [1]}, "line 2, field 'metadata': expected an object"),
     ],
 )
@@ -290,17 +314,29 @@ def test_bad_rows_name_file_line_and_field_and_write_nothing(row, expected, tmp_
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        ({"chosen": "\n\nHuman: Hi\n\nAssistant: ", "rejected": "\n\nHuman: Hi\n\nAssistant: Yo"},
-         "field 'chosen': the final 'Assistant:' turn is empty"),
-        ({"chosen": "\n\nHuman: Hi\n\nAssistant: A\n\nHuman: More\n\nAssistant: B",
-          "rejected": "\n\nHuman: Hi\n\nAssistant: X\n\nHuman: More\n\nAssistant: C"},
-         "field 'rejected': chosen and rejected transcripts diverge before their last turn"),
-        ({"chosen": "\n\nHuman: Hi\n\nHuman: again\n\nAssistant: A", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
-         "field 'chosen': turn 2 should be Assistant"),
-        ({"chosen": "\n\nHuman: Hi", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
-         "field 'chosen': transcript does not end with an 'Assistant:' turn"),
-        ({"chosen": "\n\nHuman: Hi\n\nAssistant: Same", "rejected": "\n\nHuman: Hi\n\nAssistant: Same"},
-         "the two responses are identical"),
+        (
+            {"chosen": "\n\nHuman: Hi\n\nAssistant: ", "rejected": "\n\nHuman: Hi\n\nAssistant: Yo"},
+            "field 'chosen': the final 'Assistant:' turn is empty",
+        ),
+        (
+            {
+                "chosen": "\n\nHuman: Hi\n\nAssistant: A\n\nHuman: More\n\nAssistant: B",
+                "rejected": "\n\nHuman: Hi\n\nAssistant: X\n\nHuman: More\n\nAssistant: C",
+            },
+            "field 'rejected': chosen and rejected transcripts diverge before their last turn",
+        ),
+        (
+            {"chosen": "\n\nHuman: Hi\n\nHuman: again\n\nAssistant: A", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
+            "field 'chosen': turn 2 should be Assistant",
+        ),
+        (
+            {"chosen": "\n\nHuman: Hi", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
+            "field 'chosen': transcript does not end with an 'Assistant:' turn",
+        ),
+        (
+            {"chosen": "\n\nHuman: Hi\n\nAssistant: Same", "rejected": "\n\nHuman: Hi\n\nAssistant: Same"},
+            "the two responses are identical",
+        ),
     ],
 )
 def test_bad_hh_transcripts(row, expected, tmp_path):
@@ -313,10 +349,21 @@ def test_bad_hh_transcripts(row, expected, tmp_path):
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        ({"model_a": "x", "model_b": "y", "winner": "model_c", "prompt": "Q", "response_a": "A", "response_b": "B"},
-         "field 'winner': 'model_c' is not one of"),
-        ({"instruction": "Q", "output_1": "A", "generator_1": "x", "output_2": "B", "generator_2": "y",
-          "preference": 3}, "field 'preference': 3 is not 1, 2 or 1.5"),
+        (
+            {"model_a": "x", "model_b": "y", "winner": "model_c", "prompt": "Q", "response_a": "A", "response_b": "B"},
+            "field 'winner': 'model_c' is not one of",
+        ),
+        (
+            {
+                "instruction": "Q",
+                "output_1": "A",
+                "generator_1": "x",
+                "output_2": "B",
+                "generator_2": "y",
+                "preference": 3,
+            },
+            "field 'preference': 3 is not 1, 2 or 1.5",
+        ),
     ],
 )
 def test_bad_judged_pairs(row, expected, tmp_path):
@@ -400,8 +447,12 @@ def test_byte_limit_stops_a_gzip_bomb(tmp_path):
         for _ in range(20_000):  # 20 MB unpacked, ~60 kB packed
             f.write(line)
     assert path.stat().st_size < 200_000
-    assert_rejected(project, path, "bomb.jsonl.gz: file is larger than the import limit of 1,000,000 bytes",
-                    limits=Limits(1_000_000, 10**7))
+    assert_rejected(
+        project,
+        path,
+        "bomb.jsonl.gz: file is larger than the import limit of 1,000,000 bytes",
+        limits=Limits(1_000_000, 10**7),
+    )
 
 
 def test_gzipped_file_within_limits_imports(tmp_path):
@@ -420,8 +471,10 @@ def test_skip_invalid_imports_valid_rows_and_reports_each_skipped_row(tmp_path):
     rows = [
         {"chosen": "\n\nHuman: A\n\nAssistant: good", "rejected": "\n\nHuman: A\n\nAssistant: bad"},
         {"chosen": "\n\nHuman: B\n\nAssistant: ", "rejected": "\n\nHuman: B\n\nAssistant: bad"},
-        {"chosen": "\n\nHuman: C\n\nAssistant: x\n\nHuman: D\n\nAssistant: y",
-         "rejected": "\n\nHuman: C\n\nAssistant: z\n\nHuman: D\n\nAssistant: w"},
+        {
+            "chosen": "\n\nHuman: C\n\nAssistant: x\n\nHuman: D\n\nAssistant: y",
+            "rejected": "\n\nHuman: C\n\nAssistant: z\n\nHuman: D\n\nAssistant: w",
+        },
         {"chosen": "\n\nHuman: E\n\nAssistant: good", "rejected": "\n\nHuman: E\n\nAssistant: bad"},
     ]
     path = write_rows(rows, "jsonl", tmp_path)
@@ -441,7 +494,9 @@ def test_skip_invalid_steps_over_malformed_json_lines(tmp_path):
     summary = data_import(project=project, path=path, skip_invalid=True)
     assert summary.imported == 2
     assert [(e.line, e.reason.split(" (")[0]) for e in summary.skipped] == [
-        (2, "malformed JSON"), (3, "invalid UTF-8 at byte 15"), (4, "each line must be a JSON object, got list")
+        (2, "malformed JSON"),
+        (3, "invalid UTF-8 at byte 15"),
+        (4, "each line must be a JSON object, got list"),
     ]
 
 

@@ -14,7 +14,10 @@ def test_a_pair_is_stored_once_whatever_its_order():
     c = make_pair()
     with pytest.raises(IntegrityError), transaction.atomic():
         Comparison.objects.create(
-            project=c.project, prompt=c.prompt, response_a=c.response_a, response_b=c.response_b,
+            project=c.project,
+            prompt=c.prompt,
+            response_a=c.response_a,
+            response_b=c.response_b,
             members_key=members_key([c.response_b_id, c.response_a_id]),
         )
 

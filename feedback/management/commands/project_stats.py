@@ -29,7 +29,7 @@ class Command(BaseCommand):
             f"comparisons  {c['total']} ({c['pairs']} pairs, {c['rankings']} rankings; "
             f"{c['unlabelled']} unlabelled, {c['complete']} with k={project.labels_per_item} labels)",
             f"labels       {lab['total']}"
-            + "".join(f"\n  {k:<10} {v}" for k, v in sorted(lab["by_choice"].items()))
+            + "".join(f"\n  {k:<14} {v}" for k, v in lab["by_choice"].items())
             + "".join(f"\n  from {k}: {v}" for k, v in lab["by_source"].items()),
             "jobs         " + (", ".join(f"{k} {v}" for k, v in sorted(stats["jobs"].items())) or "none"),
         ]

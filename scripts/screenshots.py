@@ -1,0 +1,52 @@
+"""Takes the screenshots in docs/images from a running Juror with the demo data (scripts/run).
+
+.venv/bin/python scripts/screenshots.py http://127.0.0.1:8000 admin PASSWORD
+"""
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def main(base: str, username: str, password: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{base}/accounts/login/")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/")
+        page.screenshot(path=str(OUT / "home.png"))
+        page.goto(f"{base}/projects/demo/")
+        page.screenshot(path=str(OUT / "project-dashboard.png"), full_page=True)
+        page.get_by_role("link", name="Import data").click()
+        page.locator("input[type=file]").set_input_files(
+            files=[
+                {
+                    "name": "messy.jsonl",
+                    "mimeType": "application/json",
+                    "buffer": b'{"prompt": "Fine"}\n{"prompt": ""}\n',
+                }
+            ]
+        )
+        page.get_by_role("button", name="Import").click()
+        page.screenshot(path=str(OUT / "admin-import-error.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
