@@ -122,7 +122,7 @@ def _messages(value: Any, name: str) -> list[dict]:
         if not isinstance(m, dict):
             raise RowProblem(name, f"message {i} is not an object with role and content")
         role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise RowProblem(name, f"message {i} has role {role!r}; expected system, user or assistant")
         if not isinstance(content, str) or not content.strip():
             raise RowProblem(name, f"message {i} has empty or missing content")
@@ -266,7 +266,7 @@ _ARENA_WINNER = {"model_a": "first", "model_b": "second", "tie": "tie", "tie (bo
 
 def parse_arena(row: dict, source: str | None) -> JudgedPairRecord:
     winner = _require(row, "winner")
-    if winner not in _ARENA_WINNER:
+    if not isinstance(winner, str) or winner not in _ARENA_WINNER:
         raise RowProblem("winner", f"{winner!r} is not one of model_a, model_b, tie, tie (bothbad)")
     model_a, model_b = _text(_require(row, "model_a"), "model_a"), _text(_require(row, "model_b"), "model_b")
     if _present(row, "conversation_a") or _present(row, "conversation_b"):

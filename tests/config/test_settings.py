@@ -8,7 +8,11 @@ STRONG_KEY = "k" * 20 + "Zq8#w!pL0-x7@vB2^nR5&tY9*uE3(iO6)" + "m" * 10
 
 
 def manage(*args, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "JUROR_ENV", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "DEBUG", "JUROR_ENV", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     full_env.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], capture_output=True, text=True, env=full_env)
 

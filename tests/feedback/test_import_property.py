@@ -1,5 +1,7 @@
 """Any bytes in: either validated rows, or our own ImportFailed naming the file; never another exception."""
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,9 +59,14 @@ def test_random_bytes_never_crash_the_import(tmp_path, data, suffix):
     _check(project, path)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(rows=st.lists(st.dictionaries(COLUMNS, JSONISH, min_size=1, max_size=5), min_size=1, max_size=4))
 def test_random_rows_never_crash_the_import(tmp_path, rows):
+    """FUZZ_EXAMPLES=5000 for a longer hunt; CI runs 200."""
     import json
 
     project = ProjectFactory()
