@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-
 # Playwright's sync API runs an event loop in the test thread for the whole session; the ORM calls in these
 # tests (and pytest-django's fixtures around them) are still synchronous, which is what Django's guard is about.
 # Subprocesses that run `check --deploy` drop this variable (tests/config/test_settings.py).
