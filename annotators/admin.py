@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Profile
+from .models import Invitation, Membership, Profile
 
 
 @admin.register(Profile)
@@ -15,3 +15,10 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__slug", "project__name"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["project", "role", "created_by", "expires_at", "used_by", "used_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["project__slug", "used_by__username"]

@@ -3,8 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from feedback import views as feedback_views
+from annotators import views as annotator_views
 from feedback.api import router as feedback_router
+from feedback.views import annotate as annotate_views
+from feedback.views import pages as feedback_views
 
 api_v1 = [
     path("", include(feedback_router.urls)),
@@ -17,6 +19,18 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/", feedback_views.project_dashboard, name="project-dashboard"),
+    path("projects/<slug:slug>/members/", annotator_views.members, name="members"),
+    path("projects/<slug:slug>/members/add/", annotator_views.member_add_view, name="member-add"),
+    path("projects/<slug:slug>/members/<int:membership_id>/", annotator_views.member_update_view, name="member-update"),
+    path("projects/<slug:slug>/invitations/", annotator_views.invitation_create_view, name="invitation-create"),
+    path("invite/<str:token>/", annotator_views.invitation, name="invitation"),
+    path("annotate/", annotate_views.annotate_home, name="annotate-home"),
+    path("annotate/<slug:slug>/", annotate_views.annotate, name="annotate"),
+    path("annotate/<slug:slug>/label/", annotate_views.annotate_label, name="annotate-label"),
+    path("annotate/<slug:slug>/skip/", annotate_views.annotate_skip, name="annotate-skip"),
+    path("annotate/<slug:slug>/undo/", annotate_views.annotate_undo, name="annotate-undo"),
+    path("annotate/<slug:slug>/flag/", annotate_views.annotate_flag, name="annotate-flag"),
+    path("annotate/<slug:slug>/demonstration/", annotate_views.annotate_demonstration, name="annotate-demonstration"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

@@ -8,7 +8,7 @@ from annotators.models import Membership
 from .forms import ImportForm
 from .imports.errors import ImportFailed
 from .imports.uploads import upload_import
-from .models import Comparison, Label, Project, Prompt, RankingItem, Response
+from .models import Assignment, Comparison, Demonstration, Flag, Label, Project, Prompt, RankingItem, Response
 
 
 class MembershipInline(admin.TabularInline):
@@ -98,4 +98,28 @@ class LabelAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "choice", "strength", "annotator", "source", "created_at"]
     list_filter = ["comparison__project", "choice", "source"]
     search_fields = ["rationale", "source", "annotator__username"]
+    raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "annotator", "status", "leased_at", "expires_at", "finished_at"]
+    list_filter = ["status", "comparison__project"]
+    search_fields = ["annotator__username", "skip_reason"]
+    raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(Demonstration)
+class DemonstrationAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "author", "prompt", "based_on", "created_at"]
+    list_filter = ["prompt__project"]
+    search_fields = ["text", "author__username"]
+    raw_id_fields = ["prompt", "comparison", "based_on", "author"]
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "reason", "annotator", "note", "created_at"]
+    list_filter = ["reason", "comparison__project"]
+    search_fields = ["note", "annotator__username"]
     raw_id_fields = ["comparison", "annotator"]

@@ -9,10 +9,21 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from .annotation import item_view
+from .assignment import assignment_queue
 from .imports.uploads import upload_import
+from .labels import Judgement, LabelRejected, label_submit
+from .models import Assignment
 from .permissions import IsProjectManagerOrReadOnly
 from .selectors import project_list_for, project_stats
-from .serializers import ImportRequestSerializer, ImportSummarySerializer, ProjectSerializer
+from .serializers import (
+    ImportRequestSerializer,
+    ImportSummarySerializer,
+    LabelRequestSerializer,
+    LabelResultSerializer,
+    NextItemSerializer,
+    ProjectSerializer,
+)
 
 
 class ProjectViewSet(
@@ -49,6 +60,62 @@ class ProjectViewSet(
     def stats(self, request, slug=None):
         return Response(project_stats(self.get_object()))
 
+    @extend_schema(responses={200: NextItemSerializer, 204: None})
+    @action(detail=True, methods=["get"], url_path="next")
+    def next_item(self, request, slug=None):
+        """Leases the next item for the requester (or returns the one they already hold); 204 when none is left."""
+        queue = assignment_queue(annotator=request.user, project=self.get_object(), size=1)
+        if not queue:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        view = item_view(queue[0])
+        return Response(
+            {
+                "assignment_id": view.assignment_id,
+                "comparison": view.comparison_id,
+                "kind": view.kind,
+                "messages": view.messages,
+                "responses": {r.key: {"text": r.text, "model": r.model} for r in view.responses},
+                "lease_expires_at": view.expires_at,
+            }
+        )
+
+
+class AssignmentViewSet(viewsets.GenericViewSet):
+    """Only the requester's own assignments exist here; anyone else's is a 404."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = LabelRequestSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Assignment.objects.none()
+        return Assignment.objects.filter(annotator=self.request.user).select_related("comparison__project")
+
+    @extend_schema(request=LabelRequestSerializer, responses={201: LabelResultSerializer, 200: LabelResultSerializer})
+    @action(detail=True, methods=["post"])
+    def label(self, request, pk=None):
+        """Records the judgement. Honours the Idempotency-Key header: a retry returns the first label (200)."""
+        assignment = self.get_object()
+        form = LabelRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            label, created = label_submit(
+                assignment=assignment,
+                annotator=request.user,
+                judgement=Judgement(**form.validated_data),
+                idempotency_key=request.headers.get("Idempotency-Key") or None,
+            )
+        except LabelRejected as exc:
+            return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+        body = {
+            "label_id": label.pk,
+            "assignment_id": assignment.pk,
+            "comparison": label.comparison_id,
+            "created": created,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
+router.register("assignments", AssignmentViewSet, basename="assignment")

@@ -12,3 +12,24 @@ class ImportForm(forms.Form):
         required=False,
         help_text="Import the valid rows and list every skipped row (otherwise: all or nothing).",
     )
+
+
+def judgement_from_post(data, *, kind: str, n_responses: int):
+    """Reads the label form (browser or no-JS post) into a Judgement; rankings come as rank_<key> fields."""
+    from .labels import Judgement, LabelRejected, display_keys
+
+    time_spent = data.get("time_spent_ms")
+    time_spent_ms = int(time_spent) if time_spent and time_spent.isdigit() else None
+    strength = data.get("strength") or None
+    if kind == "ranking":
+        ranks = {}
+        for key in display_keys(n_responses):
+            value = data.get(f"rank_{key}", "")
+            if not value.isdigit():
+                raise LabelRejected("choice", f"give response {key.upper()} a rank")
+            ranks[key] = int(value)
+        groups = [sorted(k for k in ranks if ranks[k] == r) for r in sorted(set(ranks.values()))]
+        choice = [g[0] if len(g) == 1 else g for g in groups]
+    else:
+        choice = data.get("choice", "")
+    return Judgement(choice=choice, strength=strength, rationale=data.get("rationale", ""), time_spent_ms=time_spent_ms)

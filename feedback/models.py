@@ -33,6 +33,7 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.0, help_text="Share of served items that are gold (0–1).")
     max_pairs_per_prompt = models.PositiveSmallIntegerField(default=6)
     comparison_mode = models.CharField(max_length=10, choices=ComparisonMode.choices, default=ComparisonMode.PAIRS)
+    show_gold_accuracy = models.BooleanField(default=False, help_text="Show annotators their own gold accuracy.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -98,6 +99,9 @@ class Comparison(models.Model):
     response_b = models.ForeignKey(Response, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     members_key = models.CharField(max_length=200, help_text="Sorted response ids; one row per set of responses.")
     priority = models.IntegerField(default=0)
+    label_count = models.PositiveIntegerField(
+        default=0, help_text="Labels from this project's annotators; kept in step with Label rows by the services."
+    )
     gold_choice = models.CharField(max_length=16, blank=True, help_text="Known answer for gold items.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -115,7 +119,7 @@ class Comparison(models.Model):
                 condition=Q(gold_choice__in=["", "a", "b", "tie", "both_bad"]), name="comparison_gold_choice_valid"
             ),
         ]
-        indexes = [models.Index(fields=["project", "-priority", "id"], name="comparison_queue")]
+        indexes = [models.Index(fields=["project", "-priority", "-label_count", "id"], name="comparison_queue")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} on prompt {self.prompt_id}"
@@ -164,12 +168,35 @@ class Label(models.Model):
     strength = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 slightly, 2 clearly, 3 much.")
     rationale = models.TextField(blank=True)
     import_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    assignment = models.OneToOneField(
+        "Assignment",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="label",
+        help_text="One assignment, one label: a double submit cannot store two.",
+    )
+    shown_left = models.ForeignKey(
+        Response,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The response the annotator saw on the left (A).",
+    )
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True, help_text="From render to submit.")
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
                 condition=Q(annotator__isnull=False) | ~Q(source=""), name="label_has_annotator_or_source"
+            ),
+            models.UniqueConstraint(
+                fields=["annotator", "idempotency_key"],
+                name="label_unique_idempotency_key",
+                condition=Q(idempotency_key__isnull=False),
             ),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=3), name="label_strength_1_3"
@@ -180,3 +207,76 @@ class Label(models.Model):
     def __str__(self) -> str:
         who = self.annotator or self.source
         return f"{self.choice} by {who} on comparison {self.comparison_id}"
+
+
+class Assignment(models.Model):
+    """One annotator's lease on one comparison.
+
+    Unique per (comparison, annotator): nobody is given an item twice, nor one they skipped. A lease counts
+    toward the comparison's k while it is unexpired; expiry is read in the claim query itself, so there is no
+    sweeper to fall behind.
+    """
+
+    class Status(models.TextChoices):
+        LEASED = "leased", "Leased"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
+    display_order = models.JSONField(help_text="Response ids in the order shown (left to right, or top to bottom).")
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    shown_at = models.DateTimeField(null=True, blank=True, help_text="When the page first showed it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_once_per_annotator"),
+        ]
+        indexes = [
+            models.Index(fields=["comparison", "status", "expires_at"], name="assignment_active"),
+            models.Index(fields=["annotator", "status", "leased_at"], name="assignment_mine"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on comparison {self.comparison_id} ({self.status})"
+
+
+class Demonstration(models.Model):
+    """An ideal response written or edited by an annotator, for instruction tuning (SFT)."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="demonstrations")
+    comparison = models.ForeignKey(Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    based_on = models.ForeignKey(
+        Response,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The response the annotator started from, if any.",
+    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="demonstrations")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Flag(models.Model):
+    class Reason(models.TextChoices):
+        HARMFUL = "harmful", "Harmful"
+        BROKEN = "broken", "Broken"
+        UNREADABLE = "unreadable", "Unreadable"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="flags")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="flags")
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.reason} flag on comparison {self.comparison_id}"

@@ -42,3 +42,34 @@ class ImportSummarySerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     skipped_rows = serializers.ListField(child=serializers.DictField())
     created = serializers.DictField(child=serializers.IntegerField())
+
+
+class ShownResponseSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    model = serializers.CharField(allow_null=True, help_text="Null when the project hides model names.")
+
+
+class NextItemSerializer(serializers.Serializer):
+    assignment_id = serializers.IntegerField()
+    comparison = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["pair", "ranking"])
+    messages = serializers.ListField(child=serializers.DictField())
+    responses = serializers.DictField(child=ShownResponseSerializer(), help_text="In display order: a, b, …")
+    lease_expires_at = serializers.DateTimeField()
+
+
+class LabelRequestSerializer(serializers.Serializer):
+    choice = serializers.JSONField(
+        help_text='Pairs: "a", "b", "tie" or "both_bad" (display keys). Rankings: keys best first, e.g. '
+        '["b", ["a", "c"], "d"] (a nested list is a tie).'
+    )
+    strength = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=3)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+    time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+
+class LabelResultSerializer(serializers.Serializer):
+    label_id = serializers.IntegerField()
+    assignment_id = serializers.IntegerField()
+    comparison = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when this was a repeat of an earlier submit.")

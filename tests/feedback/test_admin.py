@@ -76,3 +76,11 @@ def test_every_model_has_a_searchable_admin_changelist(admin_client, model):
     assert model_admin.search_fields, f"{model.__name__} admin has no search"
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     assert admin_client.get(url, {"q": "x"}).status_code == 200
+
+
+def test_every_model_of_ours_is_in_the_admin():
+    from django.apps import apps
+
+    ours = [m for app in ("feedback", "annotators", "training") for m in apps.get_app_config(app).get_models()]
+    missing = [m.__name__ for m in ours if m not in site._registry and m.__name__ != "RankingItem"]
+    assert missing == []  # RankingItem is edited inline on its comparison

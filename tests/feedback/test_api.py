@@ -6,8 +6,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from feedback.models import Project, Prompt
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from feedback.assignment import assignment_claim
+from feedback.models import Label, Project, Prompt
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_pair
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,9 @@ def world():
         "manager_a": MembershipFactory(project=a, role="manager").user,
         "admin": UserFactory(is_staff=True),
     }
-    return {"a": a, "b": b, "users": users}
+    pair = make_pair(a)
+    lease = assignment_claim(annotator=users["annotator_a"], project=a)
+    return {"a": a, "b": b, "users": users, "pair": pair, "lease": lease}
 
 
 def client_for(user) -> APIClient:
@@ -51,6 +54,9 @@ MATRIX = {
     "project-update": ("patch", "/api/v1/projects/alpha/", {"name": "Renamed"}, [401, 403, 404, 200, 200]),
     "project-import-file": ("post", "/api/v1/projects/alpha/import/", "upload", [401, 403, 404, 201, 201]),
     "project-stats": ("get", "/api/v1/projects/alpha/stats/", None, [401, 200, 404, 200, 200]),
+    "project-next-item": ("get", "/api/v1/projects/alpha/next/", None, [401, 200, 404, 200, 200]),
+    # The lease belongs to annotator_a: everyone else, managers and staff included, gets 404.
+    "assignment-label": ("post", "/api/v1/assignments/{lease}/label/", {"choice": "a"}, [401, 201, 404, 404, 404]),
 }
 
 
@@ -65,14 +71,15 @@ def test_access_matrix(world, endpoint, role_index):
         kwargs = {"data": {"file": upload()}, "format": "multipart"}
     elif data is not None:
         kwargs = {"data": data, "format": "json"}
-    response = getattr(client, method)(url, **kwargs)
+    response = getattr(client, method)(url.format(lease=world["lease"].pk), **kwargs)
     assert response.status_code == expected[role_index], response.content[:300]
     if response.status_code >= 400:
         if endpoint not in ("api-schema", "api-docs"):  # these answer in their own media types
             assert response["Content-Type"].startswith("application/json")
         assert Project.objects.get(slug="alpha").name == "Alpha"
         assert not Project.objects.filter(slug="gamma").exists()
-        assert not Prompt.objects.exists()
+        assert Prompt.objects.count() == 1  # the fixture's pair, nothing imported
+        assert not Label.objects.exists()
 
 
 def _api_url_names(patterns, prefix=""):
@@ -134,7 +141,7 @@ def test_api_import_bad_file_is_400_json_naming_the_line_and_writes_nothing(worl
         "reason": "empty text",
         "unit": "line",
     }
-    assert not Prompt.objects.exists()
+    assert Prompt.objects.count() == 1  # only the fixture's
 
 
 def test_api_import_skip_invalid(world):
@@ -160,7 +167,7 @@ def test_api_import_of_a_zipped_hf_dataset(world, tmp_path):
     with open(archive, "rb") as f:
         r = client.post("/api/v1/projects/alpha/import/", {"file": f}, format="multipart")
     assert r.status_code == 201, r.content
-    assert Prompt.objects.get().messages == [{"role": "user", "content": "from hf"}]
+    assert Prompt.objects.filter(messages=[{"role": "user", "content": "from hf"}]).exists()
 
 
 def test_api_import_missing_file_is_400_json(world):

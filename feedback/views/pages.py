@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .selectors import project_list_for, project_role, project_stats
+from feedback.selectors import project_list_for, project_role, project_stats
 
 
 def home(request: HttpRequest) -> HttpResponse:
