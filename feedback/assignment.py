@@ -75,9 +75,10 @@ def _claim_from(project, annotator, now, rng, *, gold: bool) -> Assignment | Non
         if postgres:
             # skip_locked: two annotators must never wait on, or both take, the same row.
             qs = qs.select_for_update(skip_locked=True, of=("self",))
-        comparison = qs.first()
+        comparison = qs.select_related("prompt").first()
         if comparison is None:
             return None
+        comparison.project = project  # already loaded: saves a query when the item is shown
         if postgres and not gold:
             taken = Assignment.objects.filter(_active(now), comparison=comparison).count()
             if taken >= project.labels_per_item:
@@ -117,7 +118,9 @@ def assignment_queue(
     held = list(
         Assignment.objects.filter(
             annotator=annotator, comparison__project=project, status=Assignment.Status.LEASED, expires_at__gt=now
-        ).order_by("leased_at", "id")[:size]
+        )
+        .select_related("comparison__project", "comparison__prompt")
+        .order_by("leased_at", "id")[:size]
     )
     while len(held) < size:
         claimed = assignment_claim(annotator=annotator, project=project, now=now)
