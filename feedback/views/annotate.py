@@ -112,11 +112,10 @@ def annotate_label(request: HttpRequest, slug: str) -> HttpResponse:
     showing = request.POST.get("showing", "")
     queue = assignment_queue(annotator=request.user, project=project, size=3)
     ahead = next((a for a in queue if str(a.pk) != showing), None)
-    return render(
-        request,
-        f"{TEMPLATE}#item",
-        {"project": project, "item": _item_context(ahead), "ahead_slot": True, "flag_reasons": Flag.Reason.choices},
-    )
+    # With `showing` the answer fills the hidden slot (nothing when the queue is dry); without it, the script
+    # had nothing ahead and shows the answer directly, so an empty queue says "all done".
+    context = {"project": project, "item": _item_context(ahead), "ahead_slot": bool(showing)}
+    return render(request, f"{TEMPLATE}#item", {**context, "flag_reasons": Flag.Reason.choices})
 
 
 def _back(request: HttpRequest, project: Project, first: Assignment | None = None) -> HttpResponse:

@@ -50,16 +50,25 @@
     $("#progress").after(list);
   }
 
-  async function submitLabel(form) {
+  // Posts run one after another: a label submitted while the previous post is still in flight waits for it
+  // (which is what refills the item rendered ahead), so items are never shown twice or out of order.
+  let inflight = Promise.resolve();
+
+  function submitLabel(form) {
     const data = new FormData(form);
     data.set("time_spent_ms", String(Math.round(performance.now() - shownAt)));
+    form.closest(".item").classList.add("sent");
+    inflight = inflight.then(() => send(form.action, data));
+  }
+
+  async function send(action, data) {
     const next = promoteAhead();
     if (next) data.set("showing", next.dataset.assignment);
     const done = document.getElementById("progress");
     if (done) { const n = done.querySelector("strong"); if (n) n.textContent = String(Number(n.textContent) + 1); }
     let response;
     try {
-      response = await fetch(form.action, { method: "POST", body: data, headers: { "X-Juror-Ahead": "1" }, credentials: "same-origin" });
+      response = await fetch(action, { method: "POST", body: data, headers: { "X-Juror-Ahead": "1" }, credentials: "same-origin" });
     } catch (e) {
       showError("Network problem: your last label may not be saved. Reloading…");
       setTimeout(() => location.reload(), 1500);
@@ -82,6 +91,7 @@
     const form = event.target;
     if (!form.classList.contains("label-form") || !form.closest("#current")) return;
     event.preventDefault();
+    if (form.closest(".item").classList.contains("sent")) return;  // already on its way
     if (!form.reportValidity()) return;
     submitLabel(form);
   });
