@@ -91,7 +91,8 @@ TEMPLATES = [
 
 def _database() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{JUROR_DATA_DIR / 'juror.sqlite3'}"
-    db = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")))
+    # Persistent connections: opening one (and, on SQLite, setting its PRAGMAs) costs more than a request.
+    db = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")), conn_health_checks=True)
     if db["ENGINE"] == "django.db.backends.sqlite3":
         Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True) if db["NAME"] != ":memory:" else None
         # WAL lets readers work while one writer writes; IMMEDIATE takes the write lock at BEGIN so two
@@ -102,6 +103,10 @@ def _database() -> dict:
             "timeout": 20,
         }
         db.setdefault("TEST", {})["NAME"] = os.environ.get("SQLITE_TEST_NAME") or None
+    elif db["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side binding lets psycopg prepare the hot queries (claim, label) once per connection
+        # instead of PostgreSQL planning them on every request.
+        db.setdefault("OPTIONS", {})["server_side_binding"] = env_bool("PG_SERVER_SIDE_BINDING", True)
     return db
 
 

@@ -84,11 +84,7 @@ def _claim_from(project, annotator, now, rng, *, gold: bool) -> Assignment | Non
             if taken >= project.labels_per_item:
                 skip.append(comparison.pk)
                 continue
-        try:
-            with transaction.atomic():
-                return _lease(comparison, annotator, project, now, rng)
-        except IntegrityError:  # the same person claiming from two tabs at once
-            skip.append(comparison.pk)
+        return _lease(comparison, annotator, project, now, rng)
     return None
 
 
@@ -98,12 +94,18 @@ def assignment_claim(
     """Leases one new comparison to `annotator`, or returns None when nothing is left for them."""
     now = now or timezone.now()
     rng = rng or random.Random()  # noqa: S311 (display order and gold mixing, not secrets)
-    with transaction.atomic():
-        if project.gold_rate > 0 and rng.random() < project.gold_rate:
-            found = _claim_from(project, annotator, now, rng, gold=True)
-            if found:
-                return found
-        return _claim_from(project, annotator, now, rng, gold=False)
+    gold_first = project.gold_rate > 0 and rng.random() < project.gold_rate
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                found = _claim_from(project, annotator, now, rng, gold=True) if gold_first else None
+                return found or _claim_from(project, annotator, now, rng, gold=False)
+        except IntegrityError:
+            # The same person claiming from two tabs at once can race to the same row; the unique
+            # (comparison, annotator) constraint refuses the second, and a fresh attempt finds another.
+            if attempt:
+                raise
+    return None
 
 
 def assignment_queue(

@@ -114,9 +114,8 @@ def label_submit(
     assignment = Assignment.objects.select_for_update().select_related("comparison__project").get(pk=assignment.pk)
     if assignment.annotator_id != annotator.pk:
         raise LabelRejected("assignment", "this item is not assigned to you")
-    existing = Label.objects.filter(assignment=assignment).first()
-    if existing:
-        return existing, False
+    if assignment.status == Assignment.Status.SUBMITTED:
+        return Label.objects.get(assignment=assignment), False
     if assignment.status == Assignment.Status.SKIPPED:
         raise LabelRejected("assignment", "you skipped this item")
     comparison, project = assignment.comparison, assignment.comparison.project
@@ -131,19 +130,19 @@ def label_submit(
         since = assignment.shown_at or assignment.leased_at
         elapsed = min(int((now - since).total_seconds() * 1000), MAX_TIME_SPENT_MS)
     try:
-        with transaction.atomic():
-            label = Label.objects.create(
-                comparison=comparison,
-                annotator=annotator,
-                choice=choice,
-                ranking=ranking,
-                strength=strength,
-                rationale=rationale,
-                assignment=assignment,
-                shown_left_id=assignment.display_order[0],
-                time_spent_ms=max(elapsed, 0),
-                idempotency_key=idempotency_key or None,
-            )
+        # No savepoint on the hot path: a conflict aborts the whole submit, which is what we want.
+        label = Label.objects.create(
+            comparison=comparison,
+            annotator=annotator,
+            choice=choice,
+            ranking=ranking,
+            strength=strength,
+            rationale=rationale,
+            assignment=assignment,
+            shown_left_id=assignment.display_order[0],
+            time_spent_ms=max(elapsed, 0),
+            idempotency_key=idempotency_key or None,
+        )
     except IntegrityError:  # the same Idempotency-Key on another assignment
         raise LabelRejected("Idempotency-Key", "this key was already used for another label") from None
     Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, finished_at=now)
