@@ -179,3 +179,14 @@ def label_undo(*, annotator: AbstractBaseUser, project: Project, now: datetime |
     assignment.expires_at = now + timedelta(minutes=project.lease_minutes)
     assignment.save(update_fields=["status", "finished_at", "expires_at"])
     return assignment
+
+
+def ranking_pairs(ranking: list[list[int]]) -> list[tuple[int, int, str]]:
+    """Expands a ranking (groups of response ids, best first) into pairwise preferences for analysis and
+    export: (first, second, outcome) with outcome "first" when `first` ranked higher, "tie" within a group."""
+    pairs: list[tuple[int, int, str]] = []
+    for i, group in enumerate(ranking):
+        for a_pos, a in enumerate(group):
+            pairs.extend((a, b, "tie") for b in group[a_pos + 1 :])
+            pairs.extend((a, b, "first") for lower in ranking[i + 1 :] for b in lower)
+    return pairs

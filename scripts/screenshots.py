@@ -1,8 +1,9 @@
 """Takes the screenshots in docs/images from a running Juror with the demo data (scripts/run).
 
-.venv/bin/python scripts/screenshots.py http://127.0.0.1:8000 admin PASSWORD
+.venv/bin/python scripts/screenshots.py http://127.0.0.1:8000 var/demo-logins.json
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,19 +21,28 @@ ARGS = [
 ]
 
 
-def main(base: str, username: str, password: str) -> None:
+def sign_in(browser, base: str, username: str, password: str, width: int = 1280):
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+    return page
+
+
+def main(base: str, logins_file: str) -> None:
+    logins = json.loads(Path(logins_file).read_text())
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.goto(f"{base}/accounts/login/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{base}/")
+        page = sign_in(browser, base, "admin", logins["admin"])
         page.screenshot(path=str(OUT / "home.png"))
         page.goto(f"{base}/projects/demo/")
         page.screenshot(path=str(OUT / "project-dashboard.png"), full_page=True)
+        page.goto(f"{base}/projects/demo/members/")
+        page.screenshot(path=str(OUT / "members.png"), full_page=True)
+        page.goto(f"{base}/projects/demo/")
         page.get_by_role("link", name="Import data").click()
         page.locator("input[type=file]").set_input_files(
             files=[
@@ -45,8 +55,21 @@ def main(base: str, username: str, password: str) -> None:
         )
         page.get_by_role("button", name="Import").click()
         page.screenshot(path=str(OUT / "admin-import-error.png"))
+
+        page = sign_in(browser, base, "annotator2", logins["annotator2"])
+        page.goto(f"{base}/annotate/")
+        page.screenshot(path=str(OUT / "annotate-home.png"))
+        page.goto(f"{base}/annotate/demo/")
+        page.keyboard.press("1")
+        page.keyboard.press("w")
+        page.screenshot(path=str(OUT / "annotate.png"), full_page=True)
+        page.keyboard.press("?")
+        page.screenshot(path=str(OUT / "annotate-keys.png"))
+        narrow = sign_in(browser, base, "annotator2", logins["annotator2"], width=420)
+        narrow.goto(f"{base}/annotate/demo/")
+        narrow.screenshot(path=str(OUT / "annotate-narrow.png"))
         browser.close()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])

@@ -191,3 +191,12 @@ def test_queue_returns_held_leases_before_claiming_more():
     again = assignment_queue(annotator=user, project=project)
     assert [a.pk for a in first] == [a.pk for a in again]
     assert Assignment.objects.filter(annotator=user).count() == 2
+
+
+def test_a_ranking_expands_into_pairwise_preferences():
+    from feedback.labels import ranking_pairs
+
+    # c best; a and d tied; b last
+    assert sorted(ranking_pairs([[3], [1, 4], [2]])) == sorted(
+        [(3, 1, "first"), (3, 4, "first"), (3, 2, "first"), (1, 4, "tie"), (1, 2, "first"), (4, 2, "first")]
+    )
