@@ -49,3 +49,19 @@ def test_every_page_has_an_enforcing_csp_without_unsafe_inline(client):
     for url in ["/", "/accounts/login/"]:
         csp = client.get(url)["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+
+
+def test_login_is_rate_limited_per_user_and_address(client):
+    from django.conf import settings
+
+    from tests.factories import UserFactory
+
+    UserFactory(username="target")
+    UserFactory(username="bystander")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": "target", "password": "guess"})
+    r = client.post("/accounts/login/", {"username": "target", "password": "pw-for-tests-1"})
+    assert r.status_code == 429 and "Too many attempts" in r.content.decode()
+    assert "_auth_user_id" not in client.session
+    r = client.post("/accounts/login/", {"username": "bystander", "password": "pw-for-tests-1"})
+    assert r.status_code == 302  # others are not locked out
