@@ -19,17 +19,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 TIMER = """
 window.__swaps = []; window.__posts = [];
@@ -78,8 +69,10 @@ def main() -> None:
         try:
             from playwright.sync_api import sync_playwright
 
+            from tests.browser import chromium
+
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(executable_path=chromium.EXECUTABLE, args=chromium.ARGS)
                 page = browser.new_page()
                 base = f"http://127.0.0.1:{port}"
                 page.goto(base + "/accounts/login/")

@@ -9,16 +9,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "docs" / "images"
 
 
 def sign_in(browser, base: str, username: str, password: str, width: int = 1280):
@@ -35,7 +28,7 @@ def main(base: str, logins_file: str) -> None:
     logins = json.loads(Path(logins_file).read_text())
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium.EXECUTABLE, args=chromium.ARGS)
         page = sign_in(browser, base, "admin", logins["admin"])
         page.screenshot(path=str(OUT / "home.png"))
         page.goto(f"{base}/projects/demo/")
@@ -72,4 +65,6 @@ def main(base: str, logins_file: str) -> None:
 
 
 if __name__ == "__main__":
+    from tests.browser import chromium
+
     main(*sys.argv[1:3])

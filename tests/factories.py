@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 
 from annotators.models import Membership
 from feedback.hashing import members_key, messages_hash, text_hash
-from feedback.models import Comparison, Label, Project, Prompt, Response
+from feedback.models import Comparison, Label, Project, Prompt, RankingItem, Response
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -64,3 +64,20 @@ def make_pair(project: Project | None = None) -> Comparison:
 
 def make_label(comparison: Comparison, choice: str = "a", source: str = "test-source") -> Label:
     return Label.objects.create(comparison=comparison, choice=choice, source=source)
+
+
+def make_ranking(project: Project, n: int = 4, **comparison_fields) -> Comparison:
+    """An N-way ranking task over n fresh responses to one prompt."""
+    prompt = PromptFactory(project=project)
+    responses = [ResponseFactory(prompt=prompt) for _ in range(n)]
+    ranking = Comparison.objects.create(
+        project=project,
+        prompt=prompt,
+        kind="ranking",
+        members_key=members_key([r.id for r in responses]),
+        **comparison_fields,
+    )
+    RankingItem.objects.bulk_create(
+        RankingItem(comparison=ranking, response=r, position=i) for i, r in enumerate(responses)
+    )
+    return ranking

@@ -25,7 +25,12 @@ def test_members_page_is_for_managers_only(client):
 def test_manager_creates_an_account_with_role_and_segments(client, manager):
     r = client.post(
         "/projects/proj/members/add/",
-        {"username": "kim", "password": "a-long-passphrase-42", "role": "reviewer", "attributes": "expertise=expert\naudience=adult"},
+        {
+            "username": "kim",
+            "password": "a-long-passphrase-42",
+            "role": "reviewer",
+            "attributes": "expertise=expert\naudience=adult",
+        },
         follow=True,
     )
     assert "Created and added kim as reviewer" in r.content.decode()
@@ -44,7 +49,9 @@ def test_adding_an_unknown_person_without_password_explains(client, manager):
 def test_manager_changes_role_and_segments_with_htmx(client, manager):
     other = MembershipFactory(project=manager.project, role="annotator")
     r = client.post(
-        f"/projects/proj/members/{other.pk}/", {"role": "manager", "attributes": "expertise=novice"}, headers={"HX-Request": "true"}
+        f"/projects/proj/members/{other.pk}/",
+        {"role": "manager", "attributes": "expertise=novice"},
+        headers={"HX-Request": "true"},
     )
     assert r.status_code == 200 and "Saved" in r.content.decode()
     other.refresh_from_db()
@@ -53,7 +60,11 @@ def test_manager_changes_role_and_segments_with_htmx(client, manager):
 
 def test_bad_segment_line_is_explained_and_nothing_changes(client, manager):
     other = MembershipFactory(project=manager.project, role="annotator")
-    r = client.post(f"/projects/proj/members/{other.pk}/", {"role": "manager", "attributes": "expert"}, headers={"HX-Request": "true"})
+    r = client.post(
+        f"/projects/proj/members/{other.pk}/",
+        {"role": "manager", "attributes": "expert"},
+        headers={"HX-Request": "true"},
+    )
     assert "line 1: write attributes as key=value" in r.content.decode()
     other.refresh_from_db()
     assert other.role == "annotator"

@@ -3,27 +3,20 @@ from pathlib import Path
 
 import pytest
 
+from . import chromium
+
 # Playwright's sync API runs an event loop in the test thread for the whole session; the ORM calls in these
 # tests (and pytest-django's fixtures around them) are still synchronous, which is what Django's guard is about.
 # Subprocesses that run `check --deploy` drop this variable (tests/config/test_settings.py).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's Chromium, never a downloaded browser."""
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+    return {**browser_type_launch_args, "executable_path": chromium.EXECUTABLE, "args": chromium.ARGS}
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import pytest
 
-from feedback.models import Assignment, Comparison, Demonstration, Label, RankingItem
-from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, make_pair
+from feedback.models import Assignment, Comparison, Demonstration, Label
+from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, make_pair, make_ranking
 
 from .test_pages_in_chromium import watch
 
@@ -30,24 +30,12 @@ def next_item(page, before: str) -> str:
     return current_id(page)
 
 
-def make_ranking(project, n=4):
-    prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "Rank these haiku."}])
-    responses = [ResponseFactory(prompt=prompt, text=f"Haiku number {i}") for i in range(n)]
-    ranking = Comparison.objects.create(
-        project=project, prompt=prompt, kind="ranking", priority=-1,
-        members_key=",".join(str(r.id) for r in responses),
-    )
-    for i, r in enumerate(responses):
-        RankingItem.objects.create(comparison=ranking, response=r, position=i)
-    return ranking
-
-
 def test_keyboard_session_labels_undoes_skips_ranks_and_writes(page, live_server, artifacts):
     member = MembershipFactory(
         project__slug="kbd", project__labels_per_item=1, project__guidelines="Prefer **correct** answers."
     )
     pairs = [make_pair(member.project) for _ in range(6)]
-    ranking = make_ranking(member.project)
+    ranking = make_ranking(member.project, priority=-1)  # after the pairs
     problems = watch(page)
     sign_in(page, live_server, member.user)
     page.goto(live_server.url + "/annotate/kbd/")
@@ -115,8 +103,8 @@ def test_keyboard_session_labels_undoes_skips_ranks_and_writes(page, live_server
 
 PAYLOADS = [
     "<script>window.pwned = 1</script>",
-    "<img src=x onerror=\"window.pwned = 1\">",
-    "<svg onload=\"window.pwned = 1\"></svg>",
+    '<img src=x onerror="window.pwned = 1">',
+    '<svg onload="window.pwned = 1"></svg>',
     '<div hx-get="/api/v1/projects/" hx-trigger="load">htmx payload</div>',
     "[click me](javascript:window.pwned=1)",
     "![x](https://example.invalid/tracker.png)",
@@ -128,8 +116,9 @@ def test_hostile_text_does_nothing_in_the_browser(page, live_server):
     prompt = PromptFactory(project=member.project, messages=[{"role": "user", "content": "\n\n".join(PAYLOADS)}])
     a = ResponseFactory(prompt=prompt, text="\n\n".join(PAYLOADS))
     b = ResponseFactory(prompt=prompt, text="Plain answer with `<script>` in code.")
-    Comparison.objects.create(project=member.project, prompt=prompt, response_a=a, response_b=b,
-                              members_key=f"{a.pk},{b.pk}")
+    Comparison.objects.create(
+        project=member.project, prompt=prompt, response_a=a, response_b=b, members_key=f"{a.pk},{b.pk}"
+    )
     sign_in(page, live_server, member.user)
     requests = []
     dialogs = []

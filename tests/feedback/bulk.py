@@ -25,9 +25,7 @@ def bulk_pairs(project: Project, n: int, start: int = 0) -> None:
         )
         Comparison.objects.bulk_create(
             [
-                Comparison(
-                    project=project, prompt=p, response_a=a, response_b=b, members_key=members_key([a.pk, b.pk])
-                )
+                Comparison(project=project, prompt=p, response_a=a, response_b=b, members_key=members_key([a.pk, b.pk]))
                 for p, a, b in zip(prompts, responses[::2], responses[1::2], strict=True)
             ]
         )

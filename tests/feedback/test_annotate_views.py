@@ -2,8 +2,8 @@
 
 import pytest
 
-from feedback.models import Assignment, Comparison, Demonstration, Flag, Label, RankingItem
-from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, make_pair
+from feedback.models import Assignment, Comparison, Demonstration, Flag, Label
+from tests.factories import MembershipFactory, make_pair, make_ranking
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +24,10 @@ def test_page_shows_the_current_item_and_renders_the_next_ahead(client, member):
     page = client.get(f"/annotate/{member.project.slug}/").content.decode()
     current, ahead = held(member.user)
     assert f'data-assignment="{current.pk}"' in page and f'data-assignment="{ahead.pk}"' in page
-    assert page.index(f'data-assignment="{current.pk}"') < page.index('id="ahead"') < page.index(
-        f'data-assignment="{ahead.pk}"'
+    assert (
+        page.index(f'data-assignment="{current.pk}"')
+        < page.index('id="ahead"')
+        < page.index(f'data-assignment="{ahead.pk}"')
     )
     assert "model-x" not in page  # model names hidden
 
@@ -41,7 +43,9 @@ def test_no_js_label_post_stores_the_label_and_redirects(client, member):
     make_pair(member.project)
     client.get(f"/annotate/{member.project.slug}/")
     (current,) = held(member.user)
-    r = client.post(f"/annotate/{member.project.slug}/label/", {"assignment_id": current.pk, "choice": "b", "strength": "3"})
+    r = client.post(
+        f"/annotate/{member.project.slug}/label/", {"assignment_id": current.pk, "choice": "b", "strength": "3"}
+    )
     assert r.status_code == 302 and r["Location"] == f"/annotate/{member.project.slug}/"
     label = Label.objects.get()
     assert (label.annotator, label.strength, label.assignment_id) == (member.user, 3, current.pk)
@@ -55,7 +59,9 @@ def test_no_js_invalid_label_shows_why_and_stores_nothing(client, member):
     make_pair(member.project)
     client.get(f"/annotate/{member.project.slug}/")
     (current,) = held(member.user)
-    r = client.post(f"/annotate/{member.project.slug}/label/", {"assignment_id": current.pk, "choice": "a"}, follow=True)
+    r = client.post(
+        f"/annotate/{member.project.slug}/label/", {"assignment_id": current.pk, "choice": "a"}, follow=True
+    )
     assert "this project asks for a short rationale" in r.content.decode()
     assert not Label.objects.exists()
 
@@ -82,7 +88,8 @@ def test_keyboard_script_error_is_json(client, member):
     client.get(f"/annotate/{member.project.slug}/")
     (current,) = held(member.user)
     r = client.post(
-        f"/annotate/{member.project.slug}/label/", {"assignment_id": current.pk, "choice": "maybe"},
+        f"/annotate/{member.project.slug}/label/",
+        {"assignment_id": current.pk, "choice": "maybe"},
         headers={"X-Juror-Ahead": "1"},
     )
     assert r.status_code == 400 and r.json()["field"] == "choice"
@@ -110,7 +117,11 @@ def test_skip_with_reason_then_next_item(client, member):
     make_pair(member.project), make_pair(member.project)
     client.get(f"/annotate/{member.project.slug}/")
     current, _ = held(member.user)
-    r = client.post(f"/annotate/{member.project.slug}/skip/", {"assignment_id": current.pk, "reason": "unsure"}, headers={"HX-Request": "true"})
+    r = client.post(
+        f"/annotate/{member.project.slug}/skip/",
+        {"assignment_id": current.pk, "reason": "unsure"},
+        headers={"HX-Request": "true"},
+    )
     assert r.status_code == 200 and 'id="workspace"' in r.content.decode()
     current.refresh_from_db()
     assert (current.status, current.skip_reason) == ("skipped", "unsure")
@@ -131,7 +142,10 @@ def test_flag_records_and_skips(client, member):
     make_pair(member.project)
     client.get(f"/annotate/{member.project.slug}/")
     (current,) = held(member.user)
-    client.post(f"/annotate/{member.project.slug}/flag/", {"assignment_id": current.pk, "reason": "harmful", "note": "dangerous advice"})
+    client.post(
+        f"/annotate/{member.project.slug}/flag/",
+        {"assignment_id": current.pk, "reason": "harmful", "note": "dangerous advice"},
+    )
     flag = Flag.objects.get()
     assert (flag.reason, flag.note, flag.annotator) == ("harmful", "dangerous advice", member.user)
     current.refresh_from_db()
@@ -150,18 +164,16 @@ def test_write_a_better_answer_keeps_provenance(client, member):
     assert "Saved" in r.content.decode()
     demo = Demonstration.objects.get()
     assert (demo.prompt_id, demo.comparison_id, demo.based_on_id, demo.author, demo.text) == (
-        pair.prompt_id, pair.pk, pair.response_b_id, member.user, "A better answer."
+        pair.prompt_id,
+        pair.pk,
+        pair.response_b_id,
+        member.user,
+        "A better answer.",
     )
 
 
 def test_ranking_item_by_form_fields(client, member):
-    prompt = PromptFactory(project=member.project)
-    responses = [ResponseFactory(prompt=prompt) for _ in range(4)]
-    ranking = Comparison.objects.create(
-        project=member.project, prompt=prompt, kind="ranking", members_key=",".join(str(r.id) for r in responses)
-    )
-    for n, r in enumerate(responses):
-        RankingItem.objects.create(comparison=ranking, response=r, position=n)
+    make_ranking(member.project)
     page = client.get(f"/annotate/{member.project.slug}/").content.decode()
     assert 'name="rank_d"' in page
     (current,) = held(member.user)

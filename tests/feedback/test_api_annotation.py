@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from feedback.models import Comparison, Label, RankingItem
-from tests.factories import MembershipFactory, PromptFactory, ResponseFactory, make_pair
+from feedback.models import Label
+from tests.factories import MembershipFactory, make_pair, make_ranking
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +30,11 @@ def test_next_then_label_a_pair(api, member):
     texts = {pair.response_a.text, pair.response_b.text}
     assert {r["text"] for r in item["responses"].values()} == texts
     assert {r["model"] for r in item["responses"].values()} == {"model-x"}
-    r = api.post(f"/api/v1/assignments/{item['assignment_id']}/label/",
-                 {"choice": "b", "strength": 2, "rationale": "clearer", "time_spent_ms": 4100}, format="json")
+    r = api.post(
+        f"/api/v1/assignments/{item['assignment_id']}/label/",
+        {"choice": "b", "strength": 2, "rationale": "clearer", "time_spent_ms": 4100},
+        format="json",
+    )
     assert r.status_code == 201 and r.json()["created"] is True
     label = Label.objects.get()
     winner = label.comparison.response_a if label.choice == "a" else label.comparison.response_b
@@ -79,13 +82,8 @@ def test_bad_choice_is_400_naming_the_field(api, member):
 
 
 def test_rank_a_four_way_item(api, member):
-    prompt = PromptFactory(project=member.project)
-    responses = [ResponseFactory(prompt=prompt) for _ in range(4)]
-    ranking = Comparison.objects.create(
-        project=member.project, prompt=prompt, kind="ranking", members_key=",".join(str(r.id) for r in responses)
-    )
-    for n, r in enumerate(responses):
-        RankingItem.objects.create(comparison=ranking, response=r, position=n)
+    ranking = make_ranking(member.project)
+    responses = [i.response for i in ranking.ranking_items.select_related("response")]
     item = api.get("/api/v1/projects/p/next/").json()
     assert item["kind"] == "ranking" and list(item["responses"]) == ["a", "b", "c", "d"]
     url = f"/api/v1/assignments/{item['assignment_id']}/label/"

@@ -60,7 +60,10 @@ def test_thirty_threads_never_over_assign_and_lose_no_label():
     )
     assert all(c.n == K and c.distinct_people == K for c in per_item)
     assert all(c.label_count == c.n for c in per_item)  # the counter did not drift
-    over = Assignment.objects.filter(comparison__project=project).values("comparison").annotate(
-        live=Count("id", filter=~Q(status="skipped"))
-    ).filter(live__gt=K)
+    over = (
+        Assignment.objects.filter(comparison__project=project)
+        .values("comparison")
+        .annotate(live=Count("id", filter=~Q(status="skipped")))
+        .filter(live__gt=K)
+    )
     assert not over.exists()

@@ -20,7 +20,7 @@ PAYLOADS = [
     "<style>body{display:none}</style>",
     '<form action="/accounts/logout/" method="post"><button>x</button></form>',
     "<p onclick=alert(1)>hi</p>",
-    "[x](https://ok.example/ \"title\" onmouseover=alert(1))",
+    '[x](https://ok.example/ "title" onmouseover=alert(1))',
 ]
 
 
@@ -49,8 +49,10 @@ def test_payload_renders_inert(payload):
 
 
 def test_markdown_and_code_still_render():
-    html = markdown_to_safe_html("**Bold**, `x < y` and\n\n```python\nprint('<b>')\n```\n\n[docs](https://docs.example.org)")
+    html = markdown_to_safe_html(
+        "**Bold**, `x < y` and\n\n```python\nprint('<b>')\n```\n\n[docs](https://docs.example.org)"
+    )
     assert "<strong>Bold</strong>" in html
     assert "<code>x &lt; y</code>" in html
-    assert '<pre><code class="language-python">print(\'&lt;b&gt;\')' in html
+    assert "<pre><code class=\"language-python\">print('&lt;b&gt;')" in html
     assert '<a href="https://docs.example.org" rel="noopener noreferrer nofollow">docs</a>' in html
