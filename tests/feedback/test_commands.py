@@ -91,6 +91,7 @@ def test_seed_demo_creates_users_project_and_labelled_data(capsys, monkeypatch):
         if any("\uac00" <= ch <= "\ud7a3" for ch in p.messages[-1]["content"])
     ]
     assert len(korean) >= 3
+    assert Comparison.objects.filter(project=demo).exclude(gold_choice="").count() == 3
     call_command("seed_demo")  # idempotent
     assert Label.objects.filter(comparison__project=demo).count() == 40
 

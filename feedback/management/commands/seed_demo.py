@@ -17,7 +17,7 @@ from django.db import transaction
 from annotators.models import Membership
 from feedback.imports.errors import ImportFailed
 from feedback.imports.service import data_import
-from feedback.models import Project
+from feedback.models import Comparison, Project
 
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
 GUIDELINES = """\
@@ -51,6 +51,8 @@ class Command(BaseCommand):
                     "guidelines": GUIDELINES,
                     "labels_per_item": 2,
                     "max_pairs_per_prompt": 1,
+                    "gold_rate": 0.1,
+                    "show_gold_accuracy": True,
                 },
             )
             User = get_user_model()
@@ -68,9 +70,18 @@ class Command(BaseCommand):
                     self.stdout.write(str(summary))
             except ImportFailed as exc:
                 raise CommandError(exc.message) from None
+            self._mark_gold(project)
         self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
         for username, _, role in USERS:
             self.stdout.write(f"  {username:<11} {logins['passwords'][username]:<16} ({role})")
+
+    def _mark_gold(self, project: Project) -> None:
+        """Prompts marked "gold" in the demo data become gold items, answered as the team judged them."""
+        for comparison in Comparison.objects.filter(project=project, prompt__metadata__gold=True, gold_choice=""):
+            team = comparison.labels.filter(source="juror-team-demo").first()
+            if team and team.choice in ("a", "b"):
+                comparison.gold_choice = team.choice
+                comparison.save(update_fields=["gold_choice"])
 
     def _passwords(self) -> dict:
         store = Path(settings.JUROR_DATA_DIR) / "demo-logins.json"
