@@ -23,6 +23,14 @@ def _own_leased(assignment: Assignment, annotator: AbstractBaseUser) -> Assignme
     return assignment
 
 
+def assignment_mark_shown(assignment: Assignment, now: datetime | None = None) -> Assignment:
+    """Starts the item's clock the first time a page shows it (the no-JS fallback for time spent)."""
+    if assignment.shown_at is None:
+        assignment.shown_at = now or timezone.now()
+        Assignment.objects.filter(pk=assignment.pk, shown_at__isnull=True).update(shown_at=assignment.shown_at)
+    return assignment
+
+
 @transaction.atomic
 def assignment_skip(
     *, assignment: Assignment, annotator: AbstractBaseUser, reason: str = "", now: datetime | None = None

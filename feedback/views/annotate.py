@@ -7,11 +7,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from feedback.annotation import (
     annotator_progress,
+    assignment_mark_shown,
     assignment_skip,
     demonstration_create,
     flag_create,
@@ -33,8 +33,8 @@ def _project(request: HttpRequest, slug: str) -> Project:
     return project
 
 
-def _assignment(request: HttpRequest, project: Project, key: str = "assignment_id") -> Assignment:
-    pk = request.POST.get(key, "")
+def _assignment(request: HttpRequest, project: Project) -> Assignment:
+    pk = request.POST.get("assignment_id", "")
     if not pk.isdigit():
         raise Http404("No such item")
     return get_object_or_404(
@@ -49,10 +49,7 @@ def _workspace_context(request: HttpRequest, project: Project, first: Assignment
     queue = assignment_queue(annotator=request.user, project=project)
     if first is not None:
         queue = [first] + [a for a in queue if a.pk != first.pk]
-    current = queue[0] if queue else None
-    if current is not None and current.shown_at is None:
-        current.shown_at = timezone.now()
-        Assignment.objects.filter(pk=current.pk).update(shown_at=current.shown_at)
+    current = assignment_mark_shown(queue[0]) if queue else None
     return {
         "project": project,
         "current": _item_context(current),
