@@ -15,7 +15,7 @@ from .imports.uploads import upload_import
 from .labels import Judgement, LabelRejected, label_submit
 from .models import Assignment
 from .permissions import IsProjectManagerOrReadOnly
-from .selectors import project_list_for, project_stats
+from .selectors import project_list_for, project_role, project_stats
 from .serializers import (
     ImportRequestSerializer,
     ImportSummarySerializer,
@@ -58,7 +58,11 @@ class ProjectViewSet(
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def stats(self, request, slug=None):
-        return Response(project_stats(self.get_object()))
+        project = self.get_object()
+        stats = project_stats(project)
+        if project.hide_model_names and project_role(request.user, project) != "manager":
+            stats.pop("models")  # annotators must not learn which models they are judging
+        return Response(stats)
 
     @extend_schema(responses={200: NextItemSerializer, 204: None})
     @action(detail=True, methods=["get"], url_path="next")

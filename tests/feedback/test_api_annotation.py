@@ -95,3 +95,14 @@ def test_rank_a_four_way_item(api, member):
     ranked = [[by_text[i] for i in group] for group in Label.objects.get().ranking]
     shown = item["responses"]
     assert ranked == [[shown["c"]["text"]], [shown["a"]["text"], shown["d"]["text"]], [shown["b"]["text"]]]
+
+
+def test_stats_hide_model_names_from_annotators_when_the_project_does(api, member):
+    make_pair(member.project)
+    member.project.hide_model_names = True
+    member.project.save()
+    assert "models" not in api.get("/api/v1/projects/p/stats/").json()
+    manager = MembershipFactory(project=member.project, role="manager").user
+    client = APIClient()
+    client.force_authenticate(manager)
+    assert client.get("/api/v1/projects/p/stats/").json()["models"] == ["model-x"]
