@@ -71,7 +71,7 @@ class Command(BaseCommand):
             except ImportFailed as exc:
                 raise CommandError(exc.message) from None
             self._mark_gold(project)
-        self.stdout.write("Demo logins (http://127.0.0.1:8000/accounts/login/):")
+        self.stdout.write("Demo logins (sign in at /accounts/login/):")
         for username, _, role in USERS:
             self.stdout.write(f"  {username:<11} {logins['passwords'][username]:<16} ({role})")
 
