@@ -25,6 +25,9 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    excluded_from_exports = models.BooleanField(
+        default=False, help_text="A manager's call: this person's labels stay out of exported datasets."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
