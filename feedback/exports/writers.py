@@ -103,7 +103,8 @@ class ParquetWriter(SplitWriter):
     def _write(self, split: str, rows: list[dict]) -> None:
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.path(split), self.schema, compression="zstd")
-        self.writers[split].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        if rows:  # an empty row group trips readers (datasets reads row groups in batches of their size)
+            self.writers[split].write_table(pa.Table.from_pylist(rows, schema=self.schema))
 
     def close(self) -> None:
         for w in self.writers.values():
