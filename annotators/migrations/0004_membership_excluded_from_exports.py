@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotators', '0003_invitation'),
+        ("annotators", "0003_invitation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='excluded_from_exports',
-            field=models.BooleanField(default=False, help_text="A manager's call: this person's labels stay out of exported datasets."),
+            model_name="membership",
+            name="excluded_from_exports",
+            field=models.BooleanField(
+                default=False, help_text="A manager's call: this person's labels stay out of exported datasets."
+            ),
         ),
     ]

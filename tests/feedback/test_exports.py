@@ -20,7 +20,10 @@ def label(comparison, member, choice, strength=None):
     """Labels `comparison` as `member`; shown in canonical order, so the display choice is the stored one."""
     now = timezone.now()
     lease = Assignment.objects.create(
-        comparison=comparison, annotator=member.user, leased_at=now, expires_at=now + timedelta(minutes=10),
+        comparison=comparison,
+        annotator=member.user,
+        leased_at=now,
+        expires_at=now + timedelta(minutes=10),
         display_order=[comparison.response_a_id, comparison.response_b_id],
     )
     label_submit(assignment=lease, annotator=member.user, judgement=Judgement(choice=choice, strength=strength))
@@ -71,11 +74,19 @@ def test_pairs_round_trip_equal_the_database(project, people, tmp_path, fmt):
 
 
 def test_conversational_style_keeps_messages(project, people, tmp_path):
-    prompt = PromptFactory(project=project, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}])
+    prompt = PromptFactory(
+        project=project, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    )
     a, b = ResponseFactory(prompt=prompt), ResponseFactory(prompt=prompt)
-    c = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=b, members_key=f"{a.pk},{b.pk}")
+    c = Comparison.objects.create(
+        project=project, prompt=prompt, response_a=a, response_b=b, members_key=f"{a.pk},{b.pk}"
+    )
     label(c, people[0], "a")
-    result = export_preferences(project=project, options=ExportOptions(format="jsonl", style="conversational", test_fraction=0), out=tmp_path / "x")
+    result = export_preferences(
+        project=project,
+        options=ExportOptions(format="jsonl", style="conversational", test_fraction=0),
+        out=tmp_path / "x",
+    )
     row = json.loads((result.path / "train.jsonl").read_text())
     assert row["prompt"] == prompt.messages
     assert row["chosen"] == [{"role": "assistant", "content": a.text}]
@@ -86,7 +97,10 @@ def test_ties_and_both_bad_on_request(project, people, tmp_path):
     label(tie, people[0], "tie")
     label(bad, people[0], "both_bad")
     opts = ExportOptions(format="jsonl", test_fraction=0, include_ties=True, include_both_bad=True)
-    rows = [json.loads(line) for line in (export_preferences(project=project, options=opts, out=tmp_path / "x").path / "train.jsonl").open()]
+    rows = [
+        json.loads(line)
+        for line in (export_preferences(project=project, options=opts, out=tmp_path / "x").path / "train.jsonl").open()
+    ]
     assert sorted(r["outcome"] for r in rows) == ["both_bad", "tie"]
 
 
@@ -95,10 +109,12 @@ def test_filters_reconcile_with_the_database(project, people, tmp_path):
     for i, c in enumerate(pairs):
         for p in people[: 1 + i % 3]:  # 1, 2 or 3 labels each
             label(c, p, "a" if p is not people[2] else "b")
+
     def count(**kw):
         opts = ExportOptions(format="jsonl", test_fraction=0, **kw)
         out = tmp_path / f"x{len(list(tmp_path.iterdir()))}"
         return export_preferences(project=project, options=opts, out=out).rows["train"]
+
     labelled = Comparison.objects.filter(project=project, label_count__gte=1).count()
     assert count() == labelled == 6
     assert count(min_labels=2) == Comparison.objects.filter(project=project, label_count__gte=2).count() == 4
@@ -116,7 +132,9 @@ def test_overlap_never_duplicates_a_pair(project, people, tmp_path):
     c = make_pair(project)
     for p in people:
         label(c, p, "a")
-    result = export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0), out=tmp_path / "x")
+    result = export_preferences(
+        project=project, options=ExportOptions(format="jsonl", test_fraction=0), out=tmp_path / "x"
+    )
     assert result.rows == {"train": 1}
 
 
@@ -124,9 +142,13 @@ def test_sources_and_dates(project, people, tmp_path):
     imported, own = make_pair(project), make_pair(project)
     Label.objects.create(comparison=imported, source="arena", choice="a")
     label(own, people[0], "b")
+
     def rows(**kw):
         out = tmp_path / f"x{len(list(tmp_path.iterdir()))}"
-        return export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0, **kw), out=out).rows["train"]
+        return export_preferences(
+            project=project, options=ExportOptions(format="jsonl", test_fraction=0, **kw), out=out
+        ).rows["train"]
+
     assert rows() == 2
     assert rows(sources=("annotators",)) == 1
     assert rows(sources=("arena",)) == 1
@@ -141,7 +163,11 @@ def test_segment_filter_adds_a_column(project, people, tmp_path):
     profile_set_attributes(user=people[0].user, attributes={"expertise": "expert"})
     label(c1, people[0], "a")
     label(c2, people[1], "a")
-    result = export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0, segment="expertise=expert"), out=tmp_path / "x")
+    result = export_preferences(
+        project=project,
+        options=ExportOptions(format="jsonl", test_fraction=0, segment="expertise=expert"),
+        out=tmp_path / "x",
+    )
     (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
     assert row["comparison_id"] == c1.pk and row["segment"] == "expertise=expert"
 
@@ -171,7 +197,12 @@ def test_dawid_skene_weights_reliable_annotators(project, people, tmp_path):
 
     def export(aggregation, name):
         opts = ExportOptions(format="jsonl", test_fraction=0, aggregation=aggregation)
-        return [json.loads(line) for line in (export_preferences(project=project, options=opts, out=tmp_path / name).path / "train.jsonl").open()]
+        return [
+            json.loads(line)
+            for line in (
+                export_preferences(project=project, options=opts, out=tmp_path / name).path / "train.jsonl"
+            ).open()
+        ]
 
     def winner(row):
         c = Comparison.objects.get(pk=row["comparison_id"])
@@ -195,7 +226,9 @@ def test_splits_are_by_prompt_and_deterministic(project, people, tmp_path):
     test = {json.loads(line)["prompt_id"] for line in (first.path / "test.jsonl").open()}
     assert train and test and not train & test
     assert first.files == again.files  # same sha256 for every file, card and data alike
-    reseeded = export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0.3, seed=1), out=tmp_path / "c")
+    reseeded = export_preferences(
+        project=project, options=ExportOptions(format="jsonl", test_fraction=0.3, seed=1), out=tmp_path / "c"
+    )
     assert {json.loads(line)["prompt_id"] for line in (reseeded.path / "test.jsonl").open()} != test
 
 
@@ -212,15 +245,21 @@ def test_reruns_are_byte_identical(project, people, tmp_path, fmt):
 
 
 def test_csv_neutralises_formulas_and_jsonl_keeps_text_exact(project, people, tmp_path):
-    prompt = PromptFactory(project=project, messages=[{"role": "user", "content": "=HYPERLINK(\"http://evil\")"}])
+    prompt = PromptFactory(project=project, messages=[{"role": "user", "content": '=HYPERLINK("http://evil")'}])
     a = ResponseFactory(prompt=prompt, text="+1 and 'quotes' \"and\" émoji 🙂\n\tnew line")
     b = ResponseFactory(prompt=prompt, text="@SUM(A1)")
-    c = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=b, members_key=f"{a.pk},{b.pk}")
+    c = Comparison.objects.create(
+        project=project, prompt=prompt, response_a=a, response_b=b, members_key=f"{a.pk},{b.pk}"
+    )
     label(c, people[0], "a")
-    csv_out = export_preferences(project=project, options=ExportOptions(format="csv", test_fraction=0), out=tmp_path / "c")
+    csv_out = export_preferences(
+        project=project, options=ExportOptions(format="csv", test_fraction=0), out=tmp_path / "c"
+    )
     (row,) = list(csv.DictReader((csv_out.path / "train.csv").open(encoding="utf-8")))
     assert row["prompt"].startswith("'=") and row["chosen"].startswith("'+1") and row["rejected"] == "'@SUM(A1)"
-    jsonl = export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0), out=tmp_path / "j")
+    jsonl = export_preferences(
+        project=project, options=ExportOptions(format="jsonl", test_fraction=0), out=tmp_path / "j"
+    )
     exact = json.loads((jsonl.path / "train.jsonl").read_text(encoding="utf-8"))
     assert (exact["prompt"], exact["chosen"], exact["rejected"]) == (prompt.messages[0]["content"], a.text, b.text)
 
@@ -228,15 +267,21 @@ def test_csv_neutralises_formulas_and_jsonl_keeps_text_exact(project, people, tm
 def test_kto_rows(project, people, tmp_path):
     c = make_pair(project)
     label(c, people[0], "b")
-    result = export_preferences(project=project, options=ExportOptions(kind="kto", format="jsonl", test_fraction=0), out=tmp_path / "x")
+    result = export_preferences(
+        project=project, options=ExportOptions(kind="kto", format="jsonl", test_fraction=0), out=tmp_path / "x"
+    )
     rows = [json.loads(line) for line in (result.path / "train.jsonl").open()]
-    assert sorted((r["completion"], r["label"]) for r in rows) == sorted([(c.response_b.text, True), (c.response_a.text, False)])
+    assert sorted((r["completion"], r["label"]) for r in rows) == sorted(
+        [(c.response_b.text, True), (c.response_a.text, False)]
+    )
 
 
 def test_raw_labels_are_pseudonymised(project, people, tmp_path):
     c = make_pair(project)
     label(c, people[0], "a", strength=3)
-    result = export_preferences(project=project, options=ExportOptions(kind="labels", format="jsonl", test_fraction=0), out=tmp_path / "x")
+    result = export_preferences(
+        project=project, options=ExportOptions(kind="labels", format="jsonl", test_fraction=0), out=tmp_path / "x"
+    )
     (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
     assert row["annotator"].startswith("annotator:") and people[0].user.username not in row["annotator"]
     assert row["choice"] == "a" and row["strength"] == 3 and row["time_spent_ms"] is not None
@@ -247,18 +292,28 @@ def test_rankings_and_their_pairs(project, people, tmp_path):
     ranking = make_ranking(project, n=3)
     lease = assignment_claim(annotator=people[0].user, project=project)
     label_submit(assignment=lease, annotator=people[0].user, judgement=Judgement(choice=["b", ["a", "c"]]))
-    result = export_preferences(project=project, options=ExportOptions(kind="rankings", format="jsonl", test_fraction=0), out=tmp_path / "r")
+    result = export_preferences(
+        project=project, options=ExportOptions(kind="rankings", format="jsonl", test_fraction=0), out=tmp_path / "r"
+    )
     (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
     assert row["ranks"] == [1, 2, 2] and row["comparison_id"] == ranking.pk
-    pairs = export_preferences(project=project, options=ExportOptions(format="jsonl", test_fraction=0, include_ties=True), out=tmp_path / "p")
+    pairs = export_preferences(
+        project=project, options=ExportOptions(format="jsonl", test_fraction=0, include_ties=True), out=tmp_path / "p"
+    )
     outcomes = sorted(json.loads(line)["outcome"] for line in (pairs.path / "train.jsonl").open())
     assert outcomes == ["chosen", "chosen", "tie"]  # b > a, b > c, a = c
 
 
 def test_demonstrations_for_sft(project, people, tmp_path):
     c = make_pair(project)
-    Demonstration.objects.create(prompt=c.prompt, comparison=c, based_on=c.response_a, author=people[0].user, text="Ideal.")
-    result = export_preferences(project=project, options=ExportOptions(kind="demonstrations", format="jsonl", test_fraction=0), out=tmp_path / "d")
+    Demonstration.objects.create(
+        prompt=c.prompt, comparison=c, based_on=c.response_a, author=people[0].user, text="Ideal."
+    )
+    result = export_preferences(
+        project=project,
+        options=ExportOptions(kind="demonstrations", format="jsonl", test_fraction=0),
+        out=tmp_path / "d",
+    )
     (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
     assert row["messages"] == [*c.prompt.messages, {"role": "assistant", "content": "Ideal."}]
     assert row["based_on_response_id"] == c.response_a_id
