@@ -19,6 +19,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("projects/<slug:slug>/", feedback_views.project_dashboard, name="project-dashboard"),
+    path("projects/<slug:slug>/export/", feedback_views.project_export, name="project-export-form"),
     path("projects/<slug:slug>/members/", annotator_views.members, name="members"),
     path("projects/<slug:slug>/members/add/", annotator_views.member_add_view, name="member-add"),
     path("projects/<slug:slug>/members/<int:membership_id>/", annotator_views.member_update_view, name="member-update"),

@@ -24,7 +24,15 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["comparison_mode", "hide_model_names"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    actions = ["export_dataset"]
     change_form_template = "admin/feedback/project/change_form.html"
+
+    @admin.action(description="Export a dataset (one project)")
+    def export_dataset(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one project to export.", level=messages.WARNING)
+            return None
+        return redirect("project-export-form", slug=queryset.get().slug)
 
     def get_urls(self):
         extra = [path("<int:pk>/import/", self.admin_site.admin_view(self.import_view), name="feedback_project_import")]

@@ -11,12 +11,14 @@ from rest_framework.routers import DefaultRouter
 
 from .annotation import item_view
 from .assignment import assignment_queue
+from .exports.requests import export_zip_response, options_from
 from .imports.uploads import upload_import
 from .labels import Judgement, LabelRejected, label_submit
 from .models import Assignment
 from .permissions import IsProjectManagerOrReadOnly
 from .selectors import project_list_for, project_role, project_stats
 from .serializers import (
+    ExportRequestSerializer,
     ImportRequestSerializer,
     ImportSummarySerializer,
     LabelRequestSerializer,
@@ -63,6 +65,22 @@ class ProjectViewSet(
         if project.hide_model_names and project_role(request.user, project) != "manager":
             stats.pop("models")  # annotators must not learn which models they are judging
         return Response(stats)
+
+    @extend_schema(request=ExportRequestSerializer, responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["post"])
+    def export(self, request, slug=None):
+        """Exports the project's dataset (managers) and answers with a zip: data, README.md card, manifest."""
+        project = self.get_object()
+        if project_role(request.user, project) != "manager":
+            return Response({"detail": "Only the project's managers may export."}, status=status.HTTP_403_FORBIDDEN)
+        form = ExportRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            options = options_from(data)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return export_zip_response(project=project, options=options)
 
     @extend_schema(responses={200: NextItemSerializer, 204: None})
     @action(detail=True, methods=["get"], url_path="next")

@@ -73,3 +73,25 @@ class LabelResultSerializer(serializers.Serializer):
     assignment_id = serializers.IntegerField()
     comparison = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when this was a repeat of an earlier submit.")
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    """The same options as `manage.py export_preferences` (see feedback/exports/options.py)."""
+
+    kind = serializers.ChoiceField(choices=["pairs", "kto", "labels", "rankings", "demonstrations"], default="pairs")
+    format = serializers.ChoiceField(choices=["hf", "parquet", "jsonl", "csv"], default="parquet")
+    style = serializers.ChoiceField(choices=["standard", "conversational"], default="standard")
+    aggregation = serializers.ChoiceField(choices=["majority", "dawid_skene"], default="majority")
+    include_ties = serializers.BooleanField(default=False)
+    include_both_bad = serializers.BooleanField(default=False)
+    min_agreement = serializers.FloatField(default=0.0, min_value=0, max_value=1)
+    min_labels = serializers.IntegerField(default=1, min_value=1)
+    min_gold_accuracy = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    since = serializers.DateField(required=False, allow_null=True)
+    until = serializers.DateField(required=False, allow_null=True)
+    segment = serializers.CharField(required=False, allow_blank=True, default="")
+    models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    sources = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    exclude = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    test_fraction = serializers.FloatField(default=0.1, min_value=0, max_value=0.99)
+    seed = serializers.IntegerField(default=0)

@@ -1,8 +1,11 @@
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from feedback.exports.requests import export_zip_response, options_from
 from feedback.selectors import project_list_for, project_role, project_stats
+from feedback.serializers import ExportRequestSerializer
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,4 +27,38 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         request,
         "feedback/project_dashboard.html",
         {"project": project, "stats": project_stats(project), "role": project_role(request.user, project)},
+    )
+
+
+@login_required
+def project_export(request: HttpRequest, slug: str) -> HttpResponse:
+    """Managers pick what to export; the options are validated by the API's serializer, so both agree."""
+    project = project_list_for(request.user).filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project")
+    if project_role(request.user, project) != "manager":
+        raise PermissionDenied("Only the project's managers may export.")
+    errors: dict = {}
+    if request.method == "POST":
+        data = request.POST.copy()
+        for key in [k for k, v in data.items() if v == ""]:
+            del data[key]  # an empty box means "no limit", as if the field were not sent
+        for key in ("models", "sources", "exclude"):
+            data.setlist(key, [v.strip() for v in data.get(key, "").split(",") if v.strip()])
+        form = ExportRequestSerializer(data=data)
+        if form.is_valid():
+            values = form.validated_data
+            try:
+                options = options_from(values)
+            except ValueError as exc:
+                errors = {"options": [str(exc)]}
+            else:
+                return export_zip_response(project=project, options=options)
+        else:
+            errors = form.errors
+    sources = ["annotators", *sorted(project_stats(project)["labels"]["by_source"].keys() - {"annotators"})]
+    return render(
+        request,
+        "feedback/project_export.html",
+        {"project": project, "errors": errors, "sources": sources, "values": request.POST},
     )

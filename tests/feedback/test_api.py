@@ -54,6 +54,7 @@ MATRIX = {
     "project-update": ("patch", "/api/v1/projects/alpha/", {"name": "Renamed"}, [401, 403, 404, 200, 200]),
     "project-import-file": ("post", "/api/v1/projects/alpha/import/", "upload", [401, 403, 404, 201, 201]),
     "project-stats": ("get", "/api/v1/projects/alpha/stats/", None, [401, 200, 404, 200, 200]),
+    "project-export": ("post", "/api/v1/projects/alpha/export/", {"format": "jsonl"}, [401, 403, 404, 200, 200]),
     "project-next-item": ("get", "/api/v1/projects/alpha/next/", None, [401, 200, 404, 200, 200]),
     # The lease belongs to annotator_a: everyone else, managers and staff included, gets 404.
     "assignment-label": ("post", "/api/v1/assignments/{lease}/label/", {"choice": "a"}, [401, 201, 404, 404, 404]),
@@ -179,3 +180,25 @@ def test_openapi_schema_lists_the_endpoints(world):
     r = client_for(world["users"]["admin"]).get("/api/v1/schema/?format=json")
     paths = json.loads(r.content)["paths"]
     assert {"/api/v1/projects/", "/api/v1/projects/{slug}/import/", "/api/v1/projects/{slug}/stats/"} <= set(paths)
+
+
+def test_api_export_answers_with_a_zip_of_the_dataset(world):
+    import zipfile
+
+    Label.objects.create(comparison=world["pair"], source="judge", choice="b")
+    client = client_for(world["users"]["manager_a"])
+    r = client.post("/api/v1/projects/alpha/export/", {"format": "jsonl", "test_fraction": 0}, format="json")
+    assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content)))
+    names = set(archive.namelist())
+    assert {"alpha-pairs/train.jsonl", "alpha-pairs/README.md", "alpha-pairs/manifest.json"} <= names
+    row = json.loads(archive.read("alpha-pairs/train.jsonl").decode().splitlines()[0])
+    assert row["chosen"] == world["pair"].response_b.text
+
+
+def test_api_export_bad_options_are_400_json(world):
+    client = client_for(world["users"]["manager_a"])
+    r = client.post("/api/v1/projects/alpha/export/", {"format": "xls"}, format="json")
+    assert r.status_code == 400 and "format" in r.json()
+    r = client.post("/api/v1/projects/alpha/export/", {"since": "2026-02-01", "until": "2026-01-01"}, format="json")
+    assert r.status_code == 400 and "since must not be after until" in r.json()["detail"]

@@ -65,3 +65,35 @@ def test_login_is_rate_limited_per_user_and_address(client):
     assert "_auth_user_id" not in client.session
     r = client.post("/accounts/login/", {"username": "bystander", "password": "pw-for-tests-1"})
     assert r.status_code == 302  # others are not locked out
+
+
+def test_managers_export_from_the_project_page(client):
+    import io
+    import zipfile
+
+    membership = MembershipFactory(role="manager")
+    make_label(make_pair(membership.project), choice="a", source="judge")
+    client.force_login(membership.user)
+    url = f"/projects/{membership.project.slug}/export/"
+    assert "Export a dataset" in client.get(url).content.decode()
+    r = client.post(url, {"kind": "pairs", "format": "csv", "test_fraction": "0", "min_gold_accuracy": "", "since": ""})
+    assert r["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    assert any(n.endswith("train.csv") for n in names)
+    r = client.post(url, {"kind": "pairs", "format": "csv", "min_agreement": "3"})
+    assert r.status_code == 200 and "min_agreement" in r.content.decode()
+
+
+def test_annotators_cannot_export(client):
+    membership = MembershipFactory(role="annotator")
+    client.force_login(membership.user)
+    assert client.get(f"/projects/{membership.project.slug}/export/").status_code == 403
+
+
+def test_admin_export_action_goes_to_the_export_page(client):
+    from tests.factories import UserFactory
+
+    project = ProjectFactory()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    r = client.post("/admin/feedback/project/", {"action": "export_dataset", "_selected_action": [project.pk]})
+    assert r.status_code == 302 and r["Location"] == f"/projects/{project.slug}/export/"
