@@ -8,20 +8,23 @@ import hmac
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from annotators.models import Membership
 from feedback.labels import ranking_pairs
-from feedback.models import Comparison, Demonstration, Label, Project
+from feedback.models import Comparison, Demonstration, Label, Project, RankingItem
 
 from .options import ExportOptions
 
 VOTES = ("a", "b", "tie", "both_bad")
 
 
+@lru_cache(maxsize=100_000)
 def pseudonym(user_id: int | None, source: str = "") -> str:
     """Stable within this installation (keyed by SECRET_KEY), meaningless outside it."""
     if user_id is None:
@@ -30,10 +33,14 @@ def pseudonym(user_id: int | None, source: str = "") -> str:
     return f"annotator:{digest[:12]}"
 
 
+@lru_cache(maxsize=1_000_000)
+def _bucket(seed: int, prompt_hash: str) -> float:
+    return int(hashlib.sha256(f"{seed}:{prompt_hash}".encode()).hexdigest()[:8], 16) / 0x100000000
+
+
 def split_of(prompt_hash: str, options: ExportOptions) -> str:
     """By prompt, so one prompt's rows are all in train or all in test; the seed reshuffles deterministically."""
-    bucket = int(hashlib.sha256(f"{options.seed}:{prompt_hash}".encode()).hexdigest()[:8], 16) / 0x100000000
-    return "test" if bucket < options.test_fraction else "train"
+    return "test" if _bucket(options.seed, prompt_hash) < options.test_fraction else "train"
 
 
 def excluded_annotators(project: Project, options: ExportOptions) -> set[int]:
@@ -82,63 +89,108 @@ def filtered_labels(project: Project, options: ExportOptions) -> QuerySet[Label]
     return labels
 
 
+@dataclass(slots=True)
+class Item:
+    """A comparison as exports need it; plain values, not ORM objects, so a million rows stay fast."""
+
+    id: int
+    kind: str
+    prompt_id: int
+    prompt_hash: str
+    messages: list[dict] | None = None
+    responses: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (text, model)
+    response_a: int | None = None
+    response_b: int | None = None
+
+
+@dataclass(slots=True)
+class LabelRow:
+    id: int
+    annotator_id: int | None
+    source: str
+    choice: str
+    ranking: list | None
+    strength: int | None
+    rationale: str
+    shown_left_id: int | None
+    time_spent_ms: int | None
+    created_at: datetime
+
+
+LABEL_FIELDS = [f.name for f in fields(LabelRow)]
+
+
 @dataclass
 class Unit:
     """One pair to aggregate: a pair comparison, or two responses of a ranking. `a` means x beat y."""
 
-    comparison: Comparison
+    item: Item
     x: int
     y: int
     votes: list[tuple[str, str, int | None]]  # (worker, vote, strength)
 
     @property
     def key(self) -> str:
-        return f"{self.comparison.pk}:{self.x}:{self.y}"
+        return f"{self.item.id}:{self.x}:{self.y}"
 
 
-def _comparisons(project: Project, options: ExportOptions) -> Iterator[list[Comparison]]:
-    """Comparisons in id order, a chunk at a time, with what rows need already loaded."""
-    qs = (
-        Comparison.objects.filter(project=project)
-        .select_related("prompt", "response_a", "response_b")
-        .prefetch_related("ranking_items__response")
-        .order_by("id")
-    )
+def _items(project: Project, options: ExportOptions, *, texts: bool) -> Iterator[list[Item]]:
+    """Comparisons in id order, a chunk at a time; with `texts`, their prompt and responses too."""
+    base = ["id", "kind", "prompt_id", "prompt__content_hash", "response_a_id", "response_b_id"]
+    extra = ["prompt__messages", "response_a__text", "response_a__model", "response_b__text", "response_b__model"]
+    qs = Comparison.objects.filter(project=project).order_by("id").values_list(*base, *(extra if texts else []))
     last = 0
     while True:
         chunk = list(qs.filter(id__gt=last)[: options.chunk_size])
         if not chunk:
             return
-        last = chunk[-1].pk
-        yield chunk
+        last = chunk[-1][0]
+        items = []
+        for row in chunk:
+            item = Item(
+                id=row[0], kind=row[1], prompt_id=row[2], prompt_hash=row[3], response_a=row[4], response_b=row[5]
+            )
+            if texts:
+                item.messages = row[6]
+                if item.kind == Comparison.Kind.PAIR:
+                    item.responses = {row[4]: (row[7], row[8]), row[5]: (row[9], row[10])}
+            items.append(item)
+        rankings = [i for i in items if i.kind == Comparison.Kind.RANKING]
+        if rankings and (texts or options.models):
+            by_id = {i.id: i for i in rankings}
+            for cid, rid, text, model in (
+                RankingItem.objects.filter(comparison_id__in=by_id)
+                .order_by("comparison_id", "position")
+                .values_list("comparison_id", "response_id", "response__text", "response__model")
+            ):
+                by_id[cid].responses[rid] = (text, model)
+        yield items
 
 
-def responses_of(comparison: Comparison) -> dict:
-    if comparison.kind == Comparison.Kind.PAIR:
-        return {r.pk: r for r in (comparison.response_a, comparison.response_b)}
-    return {item.response_id: item.response for item in comparison.ranking_items.all()}
+def _models_ok(item: Item, options: ExportOptions) -> bool:
+    return not options.models or all(model in options.models for _, model in item.responses.values())
 
 
-def _models_ok(comparison: Comparison, options: ExportOptions) -> bool:
-    return not options.models or all(r.model in options.models for r in responses_of(comparison).values())
+def labelled_chunks(
+    project: Project, options: ExportOptions, *, texts: bool = True
+) -> Iterator[list[tuple[Item, list[LabelRow]]]]:
+    labels = filtered_labels(project, options).order_by("id").values_list(*LABEL_FIELDS[1:], "comparison_id", "id")
+    for chunk in _items(project, options, texts=texts or bool(options.models)):
+        chunk = [i for i in chunk if _models_ok(i, options)]
+        if not chunk:
+            continue
+        by_item: dict[int, list[LabelRow]] = defaultdict(list)
+        for *values, comparison_id, label_id in labels.filter(comparison_id__in=[i.id for i in chunk]):
+            by_item[comparison_id].append(LabelRow(label_id, *values))
+        yield [(i, by_item[i.id]) for i in chunk if by_item[i.id]]
 
 
-def labelled_chunks(project: Project, options: ExportOptions) -> Iterator[list[tuple[Comparison, list[Label]]]]:
-    labels = filtered_labels(project, options)
-    for chunk in _comparisons(project, options):
-        chunk = [c for c in chunk if _models_ok(c, options)]
-        by_comparison: dict[int, list[Label]] = defaultdict(list)
-        for label in labels.filter(comparison_id__in=[c.pk for c in chunk]).order_by("id"):
-            by_comparison[label.comparison_id].append(label)
-        yield [(c, by_comparison[c.pk]) for c in chunk if by_comparison[c.pk]]
-
-
-def units_of(comparison: Comparison, labels: list[Label]) -> list[Unit]:
-    if comparison.kind == Comparison.Kind.PAIR:
+def units_of(item: Item, labels: list[LabelRow]) -> list[Unit]:
+    if item.kind == Comparison.Kind.PAIR:
         votes = [
             (pseudonym(lab.annotator_id, lab.source), lab.choice, lab.strength) for lab in labels if lab.choice in VOTES
         ]
-        return [Unit(comparison, comparison.response_a_id, comparison.response_b_id, votes)] if votes else []
+        return [Unit(item, item.response_a, item.response_b, votes)] if votes else []
     units: dict[tuple[int, int], Unit] = {}
     for lab in labels:
         if not lab.ranking:
@@ -147,7 +199,7 @@ def units_of(comparison: Comparison, labels: list[Label]) -> list[Unit]:
         for first, second, outcome in ranking_pairs(lab.ranking):
             x, y = sorted((first, second))
             vote = "tie" if outcome == "tie" else ("a" if first == x else "b")
-            units.setdefault((x, y), Unit(comparison, x, y, [])).votes.append((worker, vote, None))
+            units.setdefault((x, y), Unit(item, x, y, [])).votes.append((worker, vote, None))
     return list(units.values())
 
 
@@ -168,8 +220,8 @@ def dawid_skene(project: Project, options: ExportOptions) -> dict[str, tuple[str
 
     tasks, workers, votes = [], [], []
     for chunk in labelled_chunks(project, options):
-        for comparison, labels in chunk:
-            for unit in units_of(comparison, labels):
+        for item, labels in chunk:
+            for unit in units_of(item, labels):
                 for worker, vote, _ in unit.votes:
                     tasks.append(unit.key)
                     workers.append(worker)
@@ -186,8 +238,8 @@ def aggregated_units(project: Project, options: ExportOptions) -> Iterator[tuple
     """Every unit that passes the filters, with its outcome and agreement, in a stable order."""
     fitted = dawid_skene(project, options) if options.aggregation == "dawid_skene" else None
     for chunk in labelled_chunks(project, options):
-        for comparison, labels in chunk:
-            for unit in units_of(comparison, labels):
+        for item, labels in chunk:
+            for unit in units_of(item, labels):
                 if len(unit.votes) < options.min_labels:
                     continue
                 outcome, agreement = fitted[unit.key] if fitted is not None else majority(unit.votes)
@@ -220,20 +272,19 @@ def _prompt(messages: list[dict], options: ExportOptions):
 
 def pair_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
     for unit, outcome, agreement in aggregated_units(project, options):
-        c = unit.comparison
-        responses = responses_of(c)
-        chosen, rejected = (
-            (responses[unit.y], responses[unit.x]) if outcome == "b" else (responses[unit.x], responses[unit.y])
-        )
+        item = unit.item
+        (x_text, x_model), (y_text, y_model) = item.responses[unit.x], item.responses[unit.y]
+        if outcome == "b":
+            (x_text, x_model), (y_text, y_model) = (y_text, y_model), (x_text, x_model)
         agreeing = [s for _, v, s in unit.votes if v == outcome and s is not None]
         row = {
-            "prompt": _prompt(c.prompt.messages, options),
-            "chosen": _reply(chosen.text, options),
-            "rejected": _reply(rejected.text, options),
-            "comparison_id": c.pk,
-            "prompt_id": c.prompt_id,
-            "chosen_model": chosen.model,
-            "rejected_model": rejected.model,
+            "prompt": _prompt(item.messages, options),
+            "chosen": _reply(x_text, options),
+            "rejected": _reply(y_text, options),
+            "comparison_id": item.id,
+            "prompt_id": item.prompt_id,
+            "chosen_model": x_model,
+            "rejected_model": y_model,
             "num_labels": len(unit.votes),
             "agreement": round(agreement, 6),
             "strength": round(sum(agreeing) / len(agreeing), 6) if agreeing else None,
@@ -241,7 +292,7 @@ def pair_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, d
         }
         if options.segment:
             row["segment"] = options.segment
-        yield split_of(c.prompt.content_hash, options), row
+        yield split_of(item.prompt_hash, options), row
 
 
 def kto_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
@@ -270,14 +321,15 @@ def kto_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, di
 
 
 def label_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
-    for chunk in labelled_chunks(project, options):
-        for comparison, labels in chunk:
+    for chunk in labelled_chunks(project, options, texts=False):
+        for item, labels in chunk:
+            split = split_of(item.prompt_hash, options)
             for lab in labels:
                 row = {
-                    "label_id": lab.pk,
-                    "comparison_id": comparison.pk,
-                    "prompt_id": comparison.prompt_id,
-                    "kind": comparison.kind,
+                    "label_id": lab.id,
+                    "comparison_id": item.id,
+                    "prompt_id": item.prompt_id,
+                    "kind": item.kind,
                     "annotator": pseudonym(lab.annotator_id, lab.source),
                     "source": lab.source or "annotators",
                     "choice": lab.choice,
@@ -290,27 +342,26 @@ def label_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, 
                 }
                 if options.segment:
                     row["segment"] = options.segment
-                yield split_of(comparison.prompt.content_hash, options), row
+                yield split, row
 
 
 def ranking_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
     for chunk in labelled_chunks(project, options):
-        for comparison, labels in chunk:
-            if comparison.kind != Comparison.Kind.RANKING:
+        for item, labels in chunk:
+            if item.kind != Comparison.Kind.RANKING:
                 continue
-            responses = responses_of(comparison)
             for lab in labels:
                 if not lab.ranking:
                     continue
                 order = [(rank, rid) for rank, group in enumerate(lab.ranking, start=1) for rid in group]
                 yield (
-                    split_of(comparison.prompt.content_hash, options),
+                    split_of(item.prompt_hash, options),
                     {
-                        "comparison_id": comparison.pk,
-                        "prompt_id": comparison.prompt_id,
-                        "prompt": comparison.prompt.messages,
-                        "completions": [responses[rid].text for _, rid in order],
-                        "models": [responses[rid].model for _, rid in order],
+                        "comparison_id": item.id,
+                        "prompt_id": item.prompt_id,
+                        "prompt": item.messages,
+                        "completions": [item.responses[rid][0] for _, rid in order],
+                        "models": [item.responses[rid][1] for _, rid in order],
                         "ranks": [rank for rank, _ in order],
                         "annotator": pseudonym(lab.annotator_id, lab.source),
                         "source": lab.source or "annotators",

@@ -42,7 +42,7 @@ class ExportOptions:
     """Share of prompts in the test split; a prompt's rows are never in both splits."""
     seed: int = 0
     """Changes which prompts land in test, deterministically."""
-    chunk_size: int = 2000
+    chunk_size: int = 5000
     exclude: tuple[str, ...] = field(default=())
     """Usernames to leave out (on top of members a manager excluded)."""
 

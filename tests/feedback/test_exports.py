@@ -336,3 +336,21 @@ def test_refuses_a_folder_that_is_not_empty_and_bad_options(project, tmp_path):
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="min_agreement"):
         ExportOptions(min_agreement=2)
+
+
+def test_export_command_writes_and_explains_push_without_token(project, people, tmp_path, monkeypatch, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    label(make_pair(project), people[0], "a")
+    call_command("export_preferences", "--project", project.slug, "--out", str(tmp_path / "x"), "--format", "parquet")
+    assert "Exported pairs as parquet" in capsys.readouterr().out
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(CommandError, match="needs HF_TOKEN"):
+        call_command(
+            "export_preferences", "--project", project.slug, "--out", str(tmp_path / "y"), "--push-to-hub", "me/data"
+        )
+    with pytest.raises(CommandError, match="min_agreement"):
+        call_command(
+            "export_preferences", "--project", project.slug, "--out", str(tmp_path / "z"), "--min-agreement", "4"
+        )

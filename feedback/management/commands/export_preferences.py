@@ -1,3 +1,4 @@
+import os
 from datetime import date
 from pathlib import Path
 
@@ -6,6 +7,23 @@ from django.core.management.base import BaseCommand, CommandError
 from feedback.exports.options import AGGREGATIONS, FORMATS, KINDS, ExportOptions
 from feedback.exports.service import ExportFailed, export_preferences
 from feedback.models import Project
+
+
+def push_to_hub(folder: Path, repo_id: str) -> str:
+    """Uploads the export folder (data, card, manifest) as a private dataset repository."""
+    if not os.environ.get("HF_TOKEN"):
+        raise CommandError("--push-to-hub needs HF_TOKEN in the environment (a write token from the Hub)")
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
+        raise CommandError("--push-to-hub cannot run with HF_HUB_OFFLINE set")
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=os.environ["HF_TOKEN"])
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset")
+    except Exception as exc:  # network or permission problems: say so in one line
+        raise CommandError(f"push to {repo_id} failed: {exc}") from None
+    return f"Pushed to https://huggingface.co/datasets/{repo_id} ({commit.oid[:8]})"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -38,6 +56,11 @@ class Command(BaseCommand):
         parser.add_argument("--exclude", default="", help="comma-separated usernames")
         parser.add_argument("--test-fraction", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--push-to-hub",
+            metavar="REPO_ID",
+            help="also upload the folder as a Hub dataset (needs HF_TOKEN and network)",
+        )
 
     def handle(self, *args, **o):
         project = Project.objects.filter(slug=o["project"]).first()
@@ -68,3 +91,5 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{split} {n}" for split, n in result.rows.items())
         self.stdout.write(f"Exported {options.kind} as {options.format} to {result.path}: {counts} rows")
+        if o["push_to_hub"]:
+            self.stdout.write(push_to_hub(result.path, o["push_to_hub"]))
