@@ -11,8 +11,9 @@ class ProfileAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "project", "role", "created_at"]
-    list_filter = ["role", "project"]
+    list_display = ["user", "project", "role", "excluded_from_exports", "created_at"]
+    list_editable = ["excluded_from_exports"]
+    list_filter = ["role", "project", "excluded_from_exports"]
     search_fields = ["user__username", "project__slug", "project__name"]
     autocomplete_fields = ["user"]
 

@@ -33,6 +33,8 @@ def main(base: str, logins_file: str) -> None:
         page.screenshot(path=str(OUT / "home.png"))
         page.goto(f"{base}/projects/demo/")
         page.screenshot(path=str(OUT / "project-dashboard.png"), full_page=True)
+        page.goto(f"{base}/projects/demo/export/")
+        page.screenshot(path=str(OUT / "export.png"), full_page=True)
         page.goto(f"{base}/projects/demo/members/")
         page.screenshot(path=str(OUT / "members.png"), full_page=True)
         page.goto(f"{base}/projects/demo/")

@@ -24,7 +24,7 @@ from .options import ExportOptions
 VOTES = ("a", "b", "tie", "both_bad")
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=4096)
 def pseudonym(user_id: int | None, source: str = "") -> str:
     """Stable within this installation (keyed by SECRET_KEY), meaningless outside it."""
     if user_id is None:
@@ -33,7 +33,8 @@ def pseudonym(user_id: int | None, source: str = "") -> str:
     return f"annotator:{digest[:12]}"
 
 
-@lru_cache(maxsize=1_000_000)
+# Rows arrive grouped by comparison, so a small cache catches the repeats and memory stays flat.
+@lru_cache(maxsize=4096)
 def _bucket(seed: int, prompt_hash: str) -> float:
     return int(hashlib.sha256(f"{seed}:{prompt_hash}".encode()).hexdigest()[:8], 16) / 0x100000000
 
