@@ -137,9 +137,20 @@ def annotator_progress(*, annotator: AbstractBaseUser, project: Project, now: da
     return progress
 
 
+def gold_accuracy_by_annotator(project: Project, annotator_id: int | None = None) -> dict[int, tuple[int, int]]:
+    """annotator id → (right, answered) on the project's gold items; one definition for pages and exports."""
+    gold = Label.objects.filter(comparison__project=project, annotator__isnull=False).exclude(
+        comparison__gold_choice=""
+    )
+    if annotator_id is not None:
+        gold = gold.filter(annotator_id=annotator_id)
+    rows = gold.values("annotator_id").annotate(
+        n=Count("id"), right=Count("id", filter=Q(choice=F("comparison__gold_choice")))
+    )
+    return {r["annotator_id"]: (r["right"], r["n"]) for r in rows}
+
+
 def gold_accuracy_for(*, annotator: AbstractBaseUser, project: Project) -> dict:
     """Share of this annotator's labels on gold pairs that match the known answer."""
-    gold = Label.objects.filter(annotator=annotator, comparison__project=project).exclude(comparison__gold_choice="")
-    figures = gold.aggregate(n=Count("id"), right=Count("id", filter=Q(choice=F("comparison__gold_choice"))))
-    n = figures["n"] or 0
-    return {"gold_answered": n, "gold_accuracy": (figures["right"] / n) if n else None}
+    right, n = gold_accuracy_by_annotator(project, annotator.pk).get(annotator.pk, (0, 0))
+    return {"gold_answered": n, "gold_accuracy": (right / n) if n else None}

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from annotators.models import Membership
+from feedback.annotation import gold_accuracy_by_annotator
 from feedback.labels import ranking_pairs
 from feedback.models import Comparison, Demonstration, Label, Project, RankingItem
 
@@ -55,15 +56,8 @@ def excluded_annotators(project: Project, options: ExportOptions) -> set[int]:
             )
         )
     if options.min_gold_accuracy is not None:
-        gold = Label.objects.filter(comparison__project=project, annotator__isnull=False).exclude(
-            comparison__gold_choice=""
-        )
-        totals: Counter = Counter()
-        right: Counter = Counter()
-        for annotator_id, choice, gold_choice in gold.values_list("annotator_id", "choice", "comparison__gold_choice"):
-            totals[annotator_id] += 1
-            right[annotator_id] += choice == gold_choice
-        excluded |= {a for a, n in totals.items() if right[a] / n < options.min_gold_accuracy}
+        accuracy = gold_accuracy_by_annotator(project)
+        excluded |= {a for a, (right, n) in accuracy.items() if right / n < options.min_gold_accuracy}
     return excluded
 
 

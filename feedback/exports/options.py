@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
+# The key becomes a JSON key lookup: letters, digits, - and _ only, and no "__" that could chain lookups.
+SEGMENT = re.compile(r"^(?!.*__)[A-Za-z0-9][A-Za-z0-9_-]*=.+$")
 KINDS = ("pairs", "kto", "labels", "rankings", "demonstrations")
 FORMATS = ("hf", "parquet", "jsonl", "csv")
 AGGREGATIONS = ("majority", "dawid_skene")
@@ -56,7 +59,7 @@ class ExportOptions:
             (self.min_labels >= 1, "min_labels must be at least 1"),
             (self.min_gold_accuracy is None or 0 <= self.min_gold_accuracy <= 1, "min_gold_accuracy must be 0–1"),
             (0 <= self.test_fraction < 1, "test_fraction must be at least 0 and below 1"),
-            (not self.segment or "=" in self.segment, "segment is key=value, e.g. expertise=expert"),
+            (not self.segment or SEGMENT.match(self.segment), "segment is key=value, e.g. expertise=expert"),
             (self.since is None or self.until is None or self.since <= self.until, "since must not be after until"),
             (self.chunk_size >= 1, "chunk_size must be positive"),
         ]

@@ -354,3 +354,9 @@ def test_export_command_writes_and_explains_push_without_token(project, people, 
         call_command(
             "export_preferences", "--project", project.slug, "--out", str(tmp_path / "z"), "--min-agreement", "4"
         )
+
+
+@pytest.mark.parametrize("segment", ["expertise", "a__b=c", "annotator__password=x", "=x"])
+def test_segment_must_be_a_plain_key_value(segment):
+    with pytest.raises(ValueError, match="segment is key=value"):
+        ExportOptions(segment=segment)
