@@ -20,6 +20,11 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
+def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    # Column by column is about four times faster than pa.Table.from_pylist on row dicts.
+    return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema)
+
+
 class SplitWriter(ABC):
     suffix = ""
 
@@ -104,7 +109,7 @@ class ParquetWriter(SplitWriter):
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.path(split), self.schema, compression="zstd")
         if rows:  # an empty row group trips readers (datasets reads row groups in batches of their size)
-            self.writers[split].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+            self.writers[split].write_table(_table(rows, self.schema))
 
     def close(self) -> None:
         for w in self.writers.values():
@@ -124,7 +129,7 @@ class ArrowWriter(SplitWriter):
         if split not in self.writers:
             sink = pa.OSFile(str(self.path(split)), "wb")
             self.writers[split] = (sink, pa.ipc.new_stream(sink, self.schema))
-        self.writers[split][1].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.writers[split][1].write_table(_table(rows, self.schema))
 
     def close(self) -> None:
         for sink, writer in self.writers.values():
