@@ -60,6 +60,10 @@ class _LimitedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
     def readinto(self, buffer) -> int:
         data = self.raw.read(len(buffer))
         self.count += len(data)

@@ -99,7 +99,9 @@ def test_ties_and_both_bad_on_request(project, people, tmp_path):
     opts = ExportOptions(format="jsonl", test_fraction=0, include_ties=True, include_both_bad=True)
     rows = [
         json.loads(line)
-        for line in (export_preferences(project=project, options=opts, out=tmp_path / "x").path / "train.jsonl").open()
+        for line in (export_preferences(project=project, options=opts, out=tmp_path / "x").path / "train.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
     ]
     assert sorted(r["outcome"] for r in rows) == ["both_bad", "tie"]
 
@@ -168,7 +170,7 @@ def test_segment_filter_adds_a_column(project, people, tmp_path):
         options=ExportOptions(format="jsonl", test_fraction=0, segment="expertise=expert"),
         out=tmp_path / "x",
     )
-    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
+    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert row["comparison_id"] == c1.pk and row["segment"] == "expertise=expert"
 
 
@@ -182,7 +184,10 @@ def test_gold_accuracy_threshold_excludes_careless_annotators(project, people, t
     label(regular, people[1], "b")
     opts = ExportOptions(format="jsonl", test_fraction=0, min_gold_accuracy=0.5)
     result = export_preferences(project=project, options=opts, out=tmp_path / "x")
-    ids = [json.loads(line)["comparison_id"] for line in (result.path / "train.jsonl").open()]
+    ids = [
+        json.loads(line)["comparison_id"]
+        for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert ids == [gold.pk]
 
 
@@ -197,12 +202,8 @@ def test_dawid_skene_weights_reliable_annotators(project, people, tmp_path):
 
     def export(aggregation, name):
         opts = ExportOptions(format="jsonl", test_fraction=0, aggregation=aggregation)
-        return [
-            json.loads(line)
-            for line in (
-                export_preferences(project=project, options=opts, out=tmp_path / name).path / "train.jsonl"
-            ).open()
-        ]
+        path = export_preferences(project=project, options=opts, out=tmp_path / name).path / "train.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
 
     def winner(row):
         c = Comparison.objects.get(pk=row["comparison_id"])
@@ -222,14 +223,21 @@ def test_splits_are_by_prompt_and_deterministic(project, people, tmp_path):
     opts = ExportOptions(format="jsonl", test_fraction=0.3)
     first = export_preferences(project=project, options=opts, out=tmp_path / "a")
     again = export_preferences(project=project, options=opts, out=tmp_path / "b")
-    train = {json.loads(line)["prompt_id"] for line in (first.path / "train.jsonl").open()}
-    test = {json.loads(line)["prompt_id"] for line in (first.path / "test.jsonl").open()}
+    train = {
+        json.loads(line)["prompt_id"] for line in (first.path / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    }
+    test = {
+        json.loads(line)["prompt_id"] for line in (first.path / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     assert train and test and not train & test
     assert first.files == again.files  # same sha256 for every file, card and data alike
     reseeded = export_preferences(
         project=project, options=ExportOptions(format="jsonl", test_fraction=0.3, seed=1), out=tmp_path / "c"
     )
-    assert {json.loads(line)["prompt_id"] for line in (reseeded.path / "test.jsonl").open()} != test
+    assert {
+        json.loads(line)["prompt_id"]
+        for line in (reseeded.path / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    } != test
 
 
 @pytest.mark.parametrize("fmt", ["hf", "parquet", "jsonl", "csv"])
@@ -255,7 +263,7 @@ def test_csv_neutralises_formulas_and_jsonl_keeps_text_exact(project, people, tm
     csv_out = export_preferences(
         project=project, options=ExportOptions(format="csv", test_fraction=0), out=tmp_path / "c"
     )
-    (row,) = list(csv.DictReader((csv_out.path / "train.csv").open(encoding="utf-8")))
+    (row,) = list(csv.DictReader((csv_out.path / "train.csv").read_text(encoding="utf-8").splitlines()))
     assert row["prompt"].startswith("'=") and row["chosen"].startswith("'+1") and row["rejected"] == "'@SUM(A1)"
     jsonl = export_preferences(
         project=project, options=ExportOptions(format="jsonl", test_fraction=0), out=tmp_path / "j"
@@ -270,7 +278,7 @@ def test_kto_rows(project, people, tmp_path):
     result = export_preferences(
         project=project, options=ExportOptions(kind="kto", format="jsonl", test_fraction=0), out=tmp_path / "x"
     )
-    rows = [json.loads(line) for line in (result.path / "train.jsonl").open()]
+    rows = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted((r["completion"], r["label"]) for r in rows) == sorted(
         [(c.response_b.text, True), (c.response_a.text, False)]
     )
@@ -282,7 +290,7 @@ def test_raw_labels_are_pseudonymised(project, people, tmp_path):
     result = export_preferences(
         project=project, options=ExportOptions(kind="labels", format="jsonl", test_fraction=0), out=tmp_path / "x"
     )
-    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
+    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert row["annotator"].startswith("annotator:") and people[0].user.username not in row["annotator"]
     assert row["choice"] == "a" and row["strength"] == 3 and row["time_spent_ms"] is not None
     assert row["shown_left_response_id"] in (c.response_a_id, c.response_b_id)
@@ -295,12 +303,14 @@ def test_rankings_and_their_pairs(project, people, tmp_path):
     result = export_preferences(
         project=project, options=ExportOptions(kind="rankings", format="jsonl", test_fraction=0), out=tmp_path / "r"
     )
-    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
+    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert row["ranks"] == [1, 2, 2] and row["comparison_id"] == ranking.pk
     pairs = export_preferences(
         project=project, options=ExportOptions(format="jsonl", test_fraction=0, include_ties=True), out=tmp_path / "p"
     )
-    outcomes = sorted(json.loads(line)["outcome"] for line in (pairs.path / "train.jsonl").open())
+    outcomes = sorted(
+        json.loads(line)["outcome"] for line in (pairs.path / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    )
     assert outcomes == ["chosen", "chosen", "tie"]  # b > a, b > c, a = c
 
 
@@ -314,7 +324,7 @@ def test_demonstrations_for_sft(project, people, tmp_path):
         options=ExportOptions(kind="demonstrations", format="jsonl", test_fraction=0),
         out=tmp_path / "d",
     )
-    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").open()]
+    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert row["messages"] == [*c.prompt.messages, {"role": "assistant", "content": "Ideal."}]
     assert row["based_on_response_id"] == c.response_a_id
 
