@@ -6,12 +6,12 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from feedback.selectors import project_list_for, project_role
+from feedback.selectors import project_role, project_visible_or_404
 
 from .forms import InvitationForm, MemberAddForm, MembershipForm, SignUpForm
 from .models import Invitation, Membership, Profile
@@ -28,9 +28,7 @@ TEMPLATE = "annotators/members.html"
 
 
 def _managed_project(request: HttpRequest, slug: str):
-    project = project_list_for(request.user).filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project")
+    project = project_visible_or_404(request.user, slug)
     if project_role(request.user, project) != "manager":
         raise PermissionDenied("Only the project's managers manage its members.")
     return project

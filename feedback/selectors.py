@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 
 from training.models import Job
 
@@ -17,6 +18,14 @@ def project_list_for(user: AbstractBaseUser) -> QuerySet[Project]:
     if user.is_staff:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user)
+
+
+def project_visible_or_404(user: AbstractBaseUser, slug: str) -> Project:
+    """The project if the user may see it; 404 otherwise, so outsiders cannot tell it exists."""
+    project = project_list_for(user).filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project")
+    return project
 
 
 def project_role(user: AbstractBaseUser, project: Project) -> str | None:

@@ -21,16 +21,13 @@ from feedback.assignment import assignment_queue
 from feedback.forms import judgement_from_post
 from feedback.labels import LabelRejected, label_submit, label_undo
 from feedback.models import Assignment, Flag, Project
-from feedback.selectors import project_list_for
+from feedback.selectors import project_list_for, project_visible_or_404
 
 TEMPLATE = "feedback/annotate.html"
 
 
 def _project(request: HttpRequest, slug: str) -> Project:
-    project = project_list_for(request.user).filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project")
-    return project
+    return project_visible_or_404(request.user, slug)
 
 
 def _assignment(request: HttpRequest, project: Project) -> Assignment:

@@ -1,10 +1,10 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from feedback.exports.requests import export_zip_response, options_from
-from feedback.selectors import project_list_for, project_role, project_stats
+from feedback.selectors import project_list_for, project_role, project_stats, project_visible_or_404
 from feedback.serializers import ExportRequestSerializer
 
 
@@ -20,9 +20,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_list_for(request.user).filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project")
+    project = project_visible_or_404(request.user, slug)
     return render(
         request,
         "feedback/project_dashboard.html",
@@ -33,9 +31,7 @@ def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def project_export(request: HttpRequest, slug: str) -> HttpResponse:
     """Managers pick what to export; the options are validated by the API's serializer, so both agree."""
-    project = project_list_for(request.user).filter(slug=slug).first()
-    if project is None:
-        raise Http404("No such project")
+    project = project_visible_or_404(request.user, slug)
     if project_role(request.user, project) != "manager":
         raise PermissionDenied("Only the project's managers may export.")
     errors: dict = {}
