@@ -71,17 +71,22 @@ def filtered_labels(project: Project, options: ExportOptions) -> QuerySet[Label]
         if others:
             wanted |= Q(annotator__isnull=True, source__in=others)
         labels = labels.filter(wanted)
+    return _dated_people_filters(labels, project, options, person="annotator")
+
+
+def _dated_people_filters(qs: QuerySet, project: Project, options: ExportOptions, *, person: str) -> QuerySet:
+    """Date range, excluded people and segment: the same rules for labels (annotator) and demonstrations (author)."""
     if options.since:
-        labels = labels.filter(created_at__date__gte=options.since)
+        qs = qs.filter(created_at__date__gte=options.since)
     if options.until:
-        labels = labels.filter(created_at__date__lte=options.until)
+        qs = qs.filter(created_at__date__lte=options.until)
     excluded = excluded_annotators(project, options)
     if excluded:
-        labels = labels.exclude(annotator_id__in=excluded)
+        qs = qs.exclude(**{f"{person}_id__in": excluded})
     if options.segment:
         key, value = (part.strip() for part in options.segment.split("=", 1))
-        labels = labels.filter(**{f"annotator__profile__attributes__{key}": value})
-    return labels
+        qs = qs.filter(**{f"{person}__profile__attributes__{key}": value})
+    return qs
 
 
 @dataclass(slots=True)
@@ -366,16 +371,7 @@ def ranking_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str
 
 def demonstration_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
     demos = Demonstration.objects.filter(prompt__project=project).select_related("prompt").order_by("id")
-    if options.since:
-        demos = demos.filter(created_at__date__gte=options.since)
-    if options.until:
-        demos = demos.filter(created_at__date__lte=options.until)
-    excluded = excluded_annotators(project, options)
-    if excluded:
-        demos = demos.exclude(author_id__in=excluded)
-    if options.segment:
-        key, value = (part.strip() for part in options.segment.split("=", 1))
-        demos = demos.filter(**{f"author__profile__attributes__{key}": value})
+    demos = _dated_people_filters(demos, project, options, person="author")
     for demo in demos.iterator(chunk_size=options.chunk_size):
         yield (
             split_of(demo.prompt.content_hash, options),
