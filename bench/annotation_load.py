@@ -147,9 +147,9 @@ def models_F(name):  # noqa: N802 - reads like the ORM's F
 
 
 class Annotator(threading.Thread):
-    def __init__(self, port: int, token: str, until: float) -> None:
+    def __init__(self, port: int, token: str, until: float, combined: bool = False) -> None:
         super().__init__(daemon=True)
-        self.port, self.token, self.until = port, token, until
+        self.port, self.token, self.until, self.combined = port, token, until, combined
         self.next_ms: list[float] = []
         self.label_ms: list[float] = []
         self.labels = 0
@@ -164,38 +164,46 @@ class Annotator(threading.Thread):
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        item = None
+        suffix = "?next=1" if self.combined else ""
         try:
             while time.perf_counter() < self.until:
-                status, data, ms = self.request(conn, "GET", "/api/v1/projects/load/next/")
-                self.next_ms.append(ms)
-                if status == 204:
-                    break
-                if status != 200:
-                    self.errors.append(f"next {status}")
-                    continue
-                item = json.loads(data)
+                if item is None:
+                    status, data, ms = self.request(conn, "GET", "/api/v1/projects/load/next/")
+                    self.next_ms.append(ms)
+                    if status == 204:
+                        break
+                    if status != 200:
+                        self.errors.append(f"next {status}")
+                        continue
+                    item = json.loads(data)
                 body = json.dumps({"choice": "a" if item["assignment_id"] % 2 else "b", "time_spent_ms": 1000})
-                status, _, ms = self.request(
+                status, data, ms = self.request(
                     conn,
                     "POST",
-                    f"/api/v1/assignments/{item['assignment_id']}/label/",
+                    f"/api/v1/assignments/{item['assignment_id']}/label/{suffix}",
                     body,
                     {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())},
                 )
                 self.label_ms.append(ms)
-                if status == 201:
-                    self.labels += 1
-                else:
+                if status != 201:
                     self.errors.append(f"label {status}")
+                    item = None
+                    continue
+                self.labels += 1
+                # Combined mode: the label's answer carries the next item (null when none is left).
+                item = json.loads(data).get("next") if self.combined else None
+                if self.combined and item is None:
+                    break
         except OSError as exc:
             self.errors.append(repr(exc))
         finally:
             conn.close()
 
 
-def drive(port: int, tokens: list[str], n: int, seconds: float) -> dict:
+def drive(port: int, tokens: list[str], n: int, seconds: float, combined: bool = False) -> dict:
     until = time.perf_counter() + seconds
-    workers = [Annotator(port, tokens[i], until) for i in range(n)]
+    workers = [Annotator(port, tokens[i], until, combined) for i in range(n)]
     start = time.perf_counter()
     for w in workers:
         w.start()
@@ -275,15 +283,14 @@ def run_child(label: str, url: str, seconds: float, big: int) -> None:
         proc, port = serve(url, data_dir)
         try:
             sent = 0
-            for n in LEVELS:
-                figures = drive(port, tokens, n, seconds)
-                sent += figures["labels"]
-                print(
-                    json.dumps(
-                        {"bench": "annotation_load", "db": label, "annotators": n, "seconds": seconds, **figures}
-                    ),
-                    flush=True,
-                )
+            for mode in ("separate", "combined"):
+                # separate: GET next, then POST label; combined: POST label?next=1 returns the next item, which
+                # is what the annotate page does (one round trip per item).
+                for n in LEVELS:
+                    figures = drive(port, tokens, n, seconds, combined=mode == "combined")
+                    sent += figures["labels"]
+                    line = {"bench": "annotation_load", "db": label, "mode": mode, "annotators": n, "seconds": seconds}
+                    print(json.dumps({**line, **figures}), flush=True)
             small = next_latency(port, tokens[-2])
             grow(project_id, big - 10_000, 10_000)
             large = next_latency(port, tokens[-1])

@@ -1,7 +1,7 @@
 """API v1 for projects: list, read, import, stats. Querysets are scoped to the requester's projects, so a
 foreign project is a 404 whatever the endpoint."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -89,17 +89,7 @@ class ProjectViewSet(
         queue = assignment_queue(annotator=request.user, project=self.get_object(), size=1)
         if not queue:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        view = item_view(queue[0])
-        return Response(
-            {
-                "assignment_id": view.assignment_id,
-                "comparison": view.comparison_id,
-                "kind": view.kind,
-                "messages": view.messages,
-                "responses": {r.key: {"text": r.text, "model": r.model} for r in view.responses},
-                "lease_expires_at": view.expires_at,
-            }
-        )
+        return Response(_item_json(queue[0]))
 
 
 class AssignmentViewSet(viewsets.GenericViewSet):
@@ -113,10 +103,17 @@ class AssignmentViewSet(viewsets.GenericViewSet):
             return Assignment.objects.none()
         return Assignment.objects.filter(annotator=self.request.user).select_related("comparison__project")
 
-    @extend_schema(request=LabelRequestSerializer, responses={201: LabelResultSerializer, 200: LabelResultSerializer})
+    @extend_schema(
+        request=LabelRequestSerializer,
+        responses={201: LabelResultSerializer, 200: LabelResultSerializer},
+        parameters=[OpenApiParameter("next", bool, description="Also lease the next item and return it as `next`.")],
+    )
     @action(detail=True, methods=["post"])
     def label(self, request, pk=None):
-        """Records the judgement. Honours the Idempotency-Key header: a retry returns the first label (200)."""
+        """Records the judgement. Honours the Idempotency-Key header: a retry returns the first label (200).
+
+        With `?next=1` the answer also carries the next item (or null), as the annotate page gets it: one round
+        trip per item instead of two."""
         assignment = self.get_object()
         form = LabelRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -135,7 +132,22 @@ class AssignmentViewSet(viewsets.GenericViewSet):
             "comparison": label.comparison_id,
             "created": created,
         }
+        if request.query_params.get("next") in ("1", "true"):
+            queue = assignment_queue(annotator=request.user, project=assignment.comparison.project, size=1)
+            body["next"] = _item_json(queue[0]) if queue else None
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _item_json(assignment: Assignment) -> dict:
+    view = item_view(assignment)
+    return {
+        "assignment_id": view.assignment_id,
+        "comparison": view.comparison_id,
+        "kind": view.kind,
+        "messages": view.messages,
+        "responses": {r.key: {"text": r.text, "model": r.model} for r in view.responses},
+        "lease_expires_at": view.expires_at,
+    }
 
 
 router = DefaultRouter()

@@ -73,6 +73,7 @@ class LabelResultSerializer(serializers.Serializer):
     assignment_id = serializers.IntegerField()
     comparison = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when this was a repeat of an earlier submit.")
+    next = NextItemSerializer(required=False, allow_null=True, help_text="With ?next=1: the next item, or null.")
 
 
 class ExportRequestSerializer(serializers.Serializer):

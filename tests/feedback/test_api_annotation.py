@@ -106,3 +106,15 @@ def test_stats_hide_model_names_from_annotators_when_the_project_does(api, membe
     client = APIClient()
     client.force_authenticate(manager)
     assert client.get("/api/v1/projects/p/stats/").json()["models"] == ["model-x"]
+
+
+def test_label_with_next_returns_the_following_item(api, member):
+    make_pair(member.project), make_pair(member.project)
+    first = api.get("/api/v1/projects/p/next/").json()
+    r = api.post(f"/api/v1/assignments/{first['assignment_id']}/label/?next=1", {"choice": "a"}, format="json")
+    assert r.status_code == 201
+    following = r.json()["next"]
+    assert following["assignment_id"] != first["assignment_id"] and set(following["responses"]) == {"a", "b"}
+    r = api.post(f"/api/v1/assignments/{following['assignment_id']}/label/?next=1", {"choice": "b"}, format="json")
+    assert r.json()["next"] is None
+    assert Label.objects.count() == 2
