@@ -119,6 +119,9 @@ def item_view(assignment: Assignment) -> ItemView:
     )
 
 
+REMAINING_CAP = 1000
+
+
 def annotator_progress(*, annotator: AbstractBaseUser, project: Project, now: datetime | None = None) -> dict:
     """Done today, items still open to this annotator, and gold accuracy (when the project shows it)."""
     now = now or timezone.now()
@@ -126,12 +129,17 @@ def annotator_progress(*, annotator: AbstractBaseUser, project: Project, now: da
     done_today = Label.objects.filter(
         annotator=annotator, comparison__project=project, created_at__gte=start_of_day
     ).count()
-    remaining = (
-        Comparison.objects.filter(project=project, gold_choice="", label_count__lt=project.labels_per_item)
-        .exclude(assignments__annotator=annotator)
-        .count()
-    )
-    progress = {"done_today": done_today, "remaining": remaining, "gold_accuracy": None, "gold_answered": 0}
+    open_items = Comparison.objects.filter(
+        project=project, gold_choice="", label_count__lt=project.labels_per_item
+    ).exclude(assignments__annotator=annotator)
+    # Counting stops at the cap: a page load must not scan a million comparisons to print "1000+".
+    remaining = open_items[: REMAINING_CAP + 1].count()
+    progress = {
+        "done_today": done_today,
+        "remaining": f"{REMAINING_CAP:,}+" if remaining > REMAINING_CAP else remaining,
+        "gold_accuracy": None,
+        "gold_answered": 0,
+    }
     if project.show_gold_accuracy:
         progress.update(gold_accuracy_for(annotator=annotator, project=project))
     return progress

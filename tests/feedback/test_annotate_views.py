@@ -191,3 +191,12 @@ def test_annotate_home_lists_progress(client, member):
     make_pair(member.project), make_pair(member.project)
     page = client.get("/annotate/").content.decode()
     assert member.project.name in page and "2 waiting" in page
+
+
+def test_waiting_count_is_capped_for_large_projects(client, member):
+    from feedback.annotation import REMAINING_CAP, annotator_progress
+
+    from .bulk import bulk_pairs
+
+    bulk_pairs(member.project, REMAINING_CAP + 5)
+    assert annotator_progress(annotator=member.user, project=member.project)["remaining"] == "1,000+"
