@@ -9,7 +9,6 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
@@ -21,6 +20,7 @@ from feedback.labels import ranking_pairs
 from feedback.models import Comparison, Demonstration, Label, Project, RankingItem
 
 from .options import ExportOptions
+from .sql import IsoTimestamp
 
 VOTES = ("a", "b", "tie", "both_bad")
 
@@ -114,7 +114,8 @@ class LabelRow:
     rationale: str
     shown_left_id: int | None
     time_spent_ms: int | None
-    created_at: datetime
+    created_at: str
+    """ISO 8601, UTC, computed by the database (see sql.py)."""
 
 
 LABEL_FIELDS = [f.name for f in fields(LabelRow)]
@@ -174,7 +175,12 @@ def _models_ok(item: Item, options: ExportOptions) -> bool:
 def labelled_chunks(
     project: Project, options: ExportOptions, *, texts: bool = True
 ) -> Iterator[list[tuple[Item, list[LabelRow]]]]:
-    labels = filtered_labels(project, options).order_by("id").values_list(*LABEL_FIELDS[1:], "comparison_id", "id")
+    labels = (
+        filtered_labels(project, options)
+        .annotate(created_iso=IsoTimestamp("created_at"))
+        .order_by("id")
+        .values_list(*LABEL_FIELDS[1:-1], "created_iso", "comparison_id", "id")
+    )
     for chunk in _items(project, options, texts=texts or bool(options.models)):
         chunk = [i for i in chunk if _models_ok(i, options)]
         if not chunk:
@@ -338,7 +344,7 @@ def label_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, 
                     "rationale": lab.rationale,
                     "shown_left_response_id": lab.shown_left_id,
                     "time_spent_ms": lab.time_spent_ms,
-                    "created_at": lab.created_at.isoformat(),
+                    "created_at": lab.created_at,
                 }
                 if options.segment:
                     row["segment"] = options.segment

@@ -1,4 +1,5 @@
 import csv
+import datetime as dt
 import json
 from datetime import timedelta
 
@@ -294,6 +295,9 @@ def test_raw_labels_are_pseudonymised(project, people, tmp_path):
     assert row["annotator"].startswith("annotator:") and people[0].user.username not in row["annotator"]
     assert row["choice"] == "a" and row["strength"] == 3 and row["time_spent_ms"] is not None
     assert row["shown_left_response_id"] in (c.response_a_id, c.response_b_id)
+    assert row["created_at"].endswith("Z")  # ISO 8601 in UTC, millisecond precision (the database rounds)
+    exported = dt.datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+    assert abs(exported - Label.objects.get().created_at) < dt.timedelta(milliseconds=1)
 
 
 def test_rankings_and_their_pairs(project, people, tmp_path):
