@@ -1,6 +1,7 @@
 from django import forms
 
 from .imports.readers import FORMATS
+from .labels import Judgement, LabelRejected, display_keys
 
 
 class ImportForm(forms.Form):
@@ -16,8 +17,6 @@ class ImportForm(forms.Form):
 
 def judgement_from_post(data, *, kind: str, n_responses: int):
     """Reads the label form (browser or no-JS post) into a Judgement; rankings come as rank_<key> fields."""
-    from .labels import Judgement, LabelRejected, display_keys
-
     time_spent = data.get("time_spent_ms")
     time_spent_ms = int(time_spent) if time_spent and time_spent.isdigit() else None
     strength = data.get("strength") or None

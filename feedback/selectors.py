@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -38,34 +40,35 @@ def project_role(user: AbstractBaseUser, project: Project) -> str | None:
 
 
 def project_stats(project: Project) -> dict:
-    """Counts a manager watches: prompts, responses, comparisons by kind, labels by choice and source."""
-    comparisons = Comparison.objects.filter(project=project)
-    labels = Label.objects.filter(comparison__project=project)
-    by_kind = dict(comparisons.values_list("kind").annotate(n=Count("id")).order_by())
-    by_choice = {
-        Label.Choice(choice).label: n
-        for choice, n in labels.values_list("choice").annotate(n=Count("id")).order_by("choice")
-    }
-    by_source = {
-        (src or "annotators"): n for src, n in labels.values_list("source").annotate(n=Count("id")).order_by("source")
-    }
-    labelled = comparisons.annotate(n=Count("labels")).aggregate(
-        unlabelled=Count("id", filter=Q(n=0)),
-        complete=Count("id", filter=Q(n__gte=project.labels_per_item)),
+    """Counts a manager watches: prompts, responses, comparisons by kind, labels by choice and source.
+
+    "unlabelled" and "complete" read the comparisons' label_count (this project's annotators' labels, what k is
+    about) rather than counting label rows per comparison, which would scan every label on every page load.
+    """
+    figures = Comparison.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        pairs=Count("id", filter=Q(kind=Comparison.Kind.PAIR)),
+        rankings=Count("id", filter=Q(kind=Comparison.Kind.RANKING)),
+        unlabelled=Count("id", filter=Q(label_count=0)),
+        complete=Count("id", filter=Q(label_count__gte=project.labels_per_item)),
     )
+    by_choice: Counter = Counter()
+    by_source: Counter = Counter()
+    grouped = Label.objects.filter(comparison__project=project).values_list("choice", "source").annotate(n=Count("id"))
+    for choice, source, n in grouped.order_by("choice", "source"):
+        by_choice[Label.Choice(choice).label] += n
+        by_source[source or "annotators"] += n
     jobs = dict(Job.objects.filter(project=project).values_list("status").annotate(n=Count("id")).order_by())
     return {
         "project": project.slug,
         "prompts": Prompt.objects.filter(project=project).count(),
         "responses": Response.objects.filter(prompt__project=project).count(),
-        "comparisons": {
-            "total": sum(by_kind.values()),
-            "pairs": by_kind.get(Comparison.Kind.PAIR, 0),
-            "rankings": by_kind.get(Comparison.Kind.RANKING, 0),
-            "unlabelled": labelled["unlabelled"] or 0,
-            "complete": labelled["complete"] or 0,
+        "comparisons": figures,
+        "labels": {
+            "total": sum(by_choice.values()),
+            "by_choice": dict(sorted(by_choice.items())),
+            "by_source": dict(sorted(by_source.items())),
         },
-        "labels": {"total": sum(by_choice.values()), "by_choice": by_choice, "by_source": by_source},
         "models": sorted(
             m for m in Response.objects.filter(prompt__project=project).values_list("model", flat=True).distinct() if m
         ),

@@ -42,10 +42,8 @@ def _assignment(request: HttpRequest, project: Project) -> Assignment:
     )
 
 
-def _workspace_context(request: HttpRequest, project: Project, first: Assignment | None = None) -> dict:
+def _workspace_context(request: HttpRequest, project: Project) -> dict:
     queue = assignment_queue(annotator=request.user, project=project)
-    if first is not None:
-        queue = [first] + [a for a in queue if a.pk != first.pk]
     current = assignment_mark_shown(queue[0]) if queue else None
     return {
         "project": project,
@@ -112,9 +110,9 @@ def annotate_label(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, f"{TEMPLATE}#item", {**context, "flag_reasons": Flag.Reason.choices})
 
 
-def _back(request: HttpRequest, project: Project, first: Assignment | None = None) -> HttpResponse:
+def _back(request: HttpRequest, project: Project) -> HttpResponse:
     if request.htmx:
-        return render(request, f"{TEMPLATE}#workspace", _workspace_context(request, project, first))
+        return render(request, f"{TEMPLATE}#workspace", _workspace_context(request, project))
     return redirect("annotate", slug=project.slug)
 
 
@@ -135,10 +133,10 @@ def annotate_skip(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def annotate_undo(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(request, slug)
-    back = label_undo(annotator=request.user, project=project)
-    if back is None:
+    # The undone item's lease is the oldest the annotator holds, so the queue shows it first.
+    if label_undo(annotator=request.user, project=project) is None:
         messages.warning(request, "Nothing to undo: only your last label of the past minute can be taken back.")
-    return _back(request, project, back)
+    return _back(request, project)
 
 
 @login_required

@@ -372,39 +372,28 @@ def test_bad_judged_pairs(row, expected, tmp_path):
     assert_rejected(project, path, f"line 1, {expected}")
 
 
-def test_malformed_json_names_line_and_column(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "broken.jsonl"
-    path.write_text('{"prompt": "ok"}\n{"prompt": "oops",}\n')
-    assert_rejected(project, path, "broken.jsonl, line 2: malformed JSON (Expecting property name")
-
-
-def test_invalid_utf8_names_the_line(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "latin1.jsonl"
-    path.write_bytes(b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n')
-    assert_rejected(project, path, "latin1.jsonl, line 2: invalid UTF-8")
-
-
-def test_invalid_utf8_in_csv_names_the_line(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "bad.csv"
-    path.write_bytes(b"prompt,response\nQ,A\nQ,caf\xe9\n")
-    assert_rejected(project, path, "bad.csv, line 3: invalid UTF-8")
-
-
-def test_malformed_csv_row(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "ragged.csv"
-    path.write_text("prompt,response\nQ,A\nQ,A,extra\n")
-    assert_rejected(project, path, "ragged.csv, line 3: expected 2 cells, found 3")
-
-
-def test_csv_line_numbers_count_multiline_cells(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "multi.csv"
-    path.write_text('prompt,response\n"two\nlines",A\nQ,""\n')
-    assert_rejected(project, path, "multi.csv, line 4, field 'response': empty text")
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "broken.jsonl",
+            b'{"prompt": "ok"}\n{"prompt": "oops",}\n',
+            "broken.jsonl, line 2: malformed JSON (Expecting property name",
+        ),
+        ("latin1.jsonl", b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n', "latin1.jsonl, line 2: invalid UTF-8"),
+        ("bad.csv", b"prompt,response\nQ,A\nQ,caf\xe9\n", "bad.csv, line 3: invalid UTF-8"),
+        ("ragged.csv", b"prompt,response\nQ,A\nQ,A,extra\n", "ragged.csv, line 3: expected 2 cells, found 3"),
+        ("multi.csv", b'prompt,response\n"two\nlines",A\nQ,""\n', "multi.csv, line 4, field 'response': empty text"),
+        ("fake.parquet", b"hello", "fake.parquet: not a readable Parquet file"),
+        ("empty.jsonl", b"", "empty.jsonl: the file has no rows"),
+    ],
+)
+def test_bad_files_name_the_line_and_write_nothing(tmp_path, name, content, expected):
+    """Malformed JSON (line and column), invalid UTF-8, ragged or multi-line CSV rows, a file that is not
+    Parquet, an empty file."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert_rejected(ProjectFactory(), path, expected)
 
 
 def test_unknown_columns_are_explained(tmp_path):
@@ -417,20 +406,6 @@ def test_parquet_rows_are_numbered(tmp_path):
     project = ProjectFactory()
     path = write_rows([GOOD, {"prompt": "Q", "response": " "}], "parquet", tmp_path)
     assert_rejected(project, path, "data.parquet, row 2, field 'response': empty text")
-
-
-def test_not_a_parquet_file(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "fake.parquet"
-    path.write_text("hello")
-    assert_rejected(project, path, "fake.parquet: not a readable Parquet file")
-
-
-def test_empty_file(tmp_path):
-    project = ProjectFactory()
-    path = tmp_path / "empty.jsonl"
-    path.write_text("")
-    assert_rejected(project, path, "empty.jsonl: the file has no rows")
 
 
 def test_row_limit(tmp_path):

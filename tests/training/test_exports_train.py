@@ -28,24 +28,19 @@ def exported(tmp_path):
     return export
 
 
-def _texts(ds):
-    return [str(v) for row in ds for v in row.values()]
-
-
-@pytest.mark.parametrize("style", ["standard", "conversational"])
-def test_reward_trainer_takes_the_export(exported, tmp_path, style):
+def _train_set(path):
+    """The exported train split, and a tokenizer trained on its text."""
     import datasets
     import torch
-    from transformers import AutoModelForSequenceClassification
-    from trl import RewardConfig, RewardTrainer
 
-    train = datasets.load_from_disk(str(exported(style)))["train"]
-    tokenizer = tiny_tokenizer(_texts(train))
+    train = datasets.load_from_disk(str(path))["train"]
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_config(tiny_llama_config(tokenizer, num_labels=1))
-    before = model.score.weight.detach().clone()
-    args = RewardConfig(
-        output_dir=str(tmp_path / "rm"),
+    return train, tiny_tokenizer([str(v) for row in train for v in row.values()])
+
+
+def _args(config_class, output_dir):
+    return config_class(
+        output_dir=str(output_dir),
         max_steps=1,
         per_device_train_batch_size=2,
         report_to=[],
@@ -55,6 +50,18 @@ def test_reward_trainer_takes_the_export(exported, tmp_path, style):
         save_strategy="no",
         max_length=128,
     )
+
+
+@pytest.mark.parametrize("style", ["standard", "conversational"])
+def test_reward_trainer_takes_the_export(exported, tmp_path, style):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    train, tokenizer = _train_set(exported(style))
+    model = AutoModelForSequenceClassification.from_config(tiny_llama_config(tokenizer, num_labels=1))
+    before = model.score.weight.detach().clone()
+    args = _args(RewardConfig, tmp_path / "rm")
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
     trainer.train()
     assert trainer.state.global_step == 1
@@ -63,27 +70,14 @@ def test_reward_trainer_takes_the_export(exported, tmp_path, style):
 
 @pytest.mark.parametrize("style", ["standard", "conversational"])
 def test_dpo_trainer_takes_the_export(exported, tmp_path, style):
-    import datasets
     import torch
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
-    train = datasets.load_from_disk(str(exported(style)))["train"]
-    tokenizer = tiny_tokenizer(_texts(train))
-    torch.manual_seed(0)
+    train, tokenizer = _train_set(exported(style))
     model = AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer))
     before = model.lm_head.weight.detach().clone()
-    args = DPOConfig(
-        output_dir=str(tmp_path / "dpo"),
-        max_steps=1,
-        per_device_train_batch_size=2,
-        report_to=[],
-        bf16=False,
-        use_cpu=True,
-        logging_steps=1,
-        save_strategy="no",
-        max_length=128,
-    )
+    args = _args(DPOConfig, tmp_path / "dpo")
     # The reference is the untrained copy (TRL would otherwise reload it from a hub id, which a tiny model lacks).
     reference = copy.deepcopy(model)
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=train, processing_class=tokenizer)

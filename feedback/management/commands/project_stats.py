@@ -27,7 +27,7 @@ class Command(BaseCommand):
             f"prompts      {stats['prompts']}",
             f"responses    {stats['responses']} from {len(stats['models'])} models",
             f"comparisons  {c['total']} ({c['pairs']} pairs, {c['rankings']} rankings; "
-            f"{c['unlabelled']} unlabelled, {c['complete']} with k={project.labels_per_item} labels)",
+            f"{c['unlabelled']} not yet annotated, {c['complete']} with k={project.labels_per_item} annotator labels)",
             f"labels       {lab['total']}"
             + "".join(f"\n  {k:<14} {v}" for k, v in lab["by_choice"].items())
             + "".join(f"\n  from {k}: {v}" for k, v in lab["by_source"].items()),
