@@ -203,6 +203,19 @@ JUROR_IMPORT_MAX_ROWS = int(os.environ.get("JUROR_IMPORT_MAX_ROWS", "2000000"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Jobs and workers (training/worker.py). A worker heartbeats every HEARTBEAT seconds and holds a job for LEASE
+# seconds past its last heartbeat; after that any worker may take the job over (the next attempt).
+JUROR_JOB_LEASE_SECONDS = float(os.environ.get("JUROR_JOB_LEASE_SECONDS", "60"))
+JUROR_JOB_HEARTBEAT_SECONDS = float(os.environ.get("JUROR_JOB_HEARTBEAT_SECONDS", "5"))
+JUROR_JOB_MAX_ATTEMPTS = int(os.environ.get("JUROR_JOB_MAX_ATTEMPTS", "3"))
+JUROR_JOB_RETRY_DELAY_SECONDS = float(os.environ.get("JUROR_JOB_RETRY_DELAY_SECONDS", "10"))
+JUROR_WORKER_POLL_SECONDS = float(os.environ.get("JUROR_WORKER_POLL_SECONDS", "2"))
+JUROR_WORKER_STOP_GRACE_SECONDS = float(os.environ.get("JUROR_WORKER_STOP_GRACE_SECONDS", "60"))
+# "auto": jobs that can use several GPUs start through `accelerate launch` when nvidia-smi lists more than one;
+# "python" never; "accelerate" always, with JUROR_ACCELERATE_ARGS (e.g. "--multi_gpu --num_processes 4").
+JUROR_WORKER_LAUNCHER = os.environ.get("JUROR_WORKER_LAUNCHER", "auto")
+JUROR_ACCELERATE_ARGS = os.environ.get("JUROR_ACCELERATE_ARGS", "")
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"

@@ -64,6 +64,9 @@ class Prompt(models.Model):
 class Response(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
     text = models.TextField()
+    reasoning = models.TextField(
+        blank=True, help_text="Chain-of-thought generations: the reasoning before the answer (`text`)."
+    )
     model = models.CharField(max_length=200, blank=True, help_text="Source model or adapter name.")
     generation = models.JSONField(default=dict, blank=True, help_text="Sampling settings and template.")
     job = models.ForeignKey("training.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses")

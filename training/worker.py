@@ -1,0 +1,372 @@
+"""The worker loop behind `manage.py run_worker`: claim a job, run it in a child process, report back.
+
+Threads, per job: one reads the child's log, one its events, and one ("pulse") writes both to the database and
+heartbeats on its own schedule, so a child busy in a long matrix multiply never lets the lease lapse. The main
+thread only waits for the child and decides what its exit means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+
+from .jobs import (
+    job_claim,
+    job_dir,
+    job_fail,
+    job_fail_now,
+    job_heartbeat,
+    job_mark_cancelled,
+    job_progress,
+    job_requeue,
+    job_succeed,
+    worker_name,
+)
+from .kinds import KINDS, JobError
+from .models import Artifact, Job, JobLog, JobMetric
+from .runner import EXIT_STOPPED, write_atomic
+
+logger = logging.getLogger("juror.worker")
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The database this process uses, as a URL for the child (during tests: the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or ''}{port}/{db['NAME']}"
+
+
+def gpu_count() -> int:
+    """GPUs this machine has, asked of nvidia-smi so the worker itself never imports torch."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def child_command(spec_path: Path, *, distributed: bool, gpus: int | None = None) -> list[str]:
+    """Plain Python on CPU; `accelerate launch` for a distributed kind when several GPUs are there to use."""
+    launcher = settings.JUROR_WORKER_LAUNCHER
+    if distributed and launcher != "python":
+        gpus = gpu_count() if gpus is None else gpus
+        if launcher == "accelerate" or gpus > 1:
+            args = shlex.split(settings.JUROR_ACCELERATE_ARGS) or ["--multi_gpu", "--num_processes", str(max(gpus, 1))]
+            return [sys.executable, "-m", "accelerate.commands.launch", *args, "-m", "training.runner", str(spec_path)]
+    return [sys.executable, "-m", "training.runner", str(spec_path)]
+
+
+@dataclass
+class Attempt:
+    """One attempt at one job, as the worker's threads see it."""
+
+    job: Job
+    child: subprocess.Popen | None = None
+    events: queue.Queue = field(default_factory=queue.Queue)
+    result: dict | None = None
+    error: dict | None = None
+    cancelled: bool = False
+    lost: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    readers: list[threading.Thread] = field(default_factory=list)
+    pulse: threading.Thread | None = None
+
+
+class Worker:
+    def __init__(self, *, name: str | None = None, echo: IO[str] | None = None) -> None:
+        self.name = name or worker_name()
+        self.echo = echo
+        self.stopping = threading.Event()
+        self.current: Attempt | None = None
+
+    # Signals -----------------------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        self.stopping.set()
+        attempt = self.current
+        if attempt and attempt.child and attempt.child.poll() is None:
+            # The child checkpoints at its next safe point and exits 75; the job is then handed back.
+            attempt.child.send_signal(signal.SIGTERM)
+
+    # Loop --------------------------------------------------------------------------------------------------
+    def run(self, *, once: bool = False, exit_when_idle: bool = False) -> int:
+        """Runs jobs until stopped; returns how many it ran."""
+        ran = 0
+        while not self.stopping.is_set():
+            close_old_connections()
+            job = job_claim(worker=self.name)
+            if job is None:
+                if once or exit_when_idle:
+                    break
+                self.stopping.wait(settings.JUROR_WORKER_POLL_SECONDS)
+                continue
+            self.run_job(job)
+            ran += 1
+            if once:
+                break
+        return ran
+
+    def run_job(self, job: Job) -> str:
+        """Runs one claimed attempt to its end; answers what became of the job."""
+        self._say(f"job #{job.pk} ({job.kind}) attempt {job.attempt}: started")
+        kind = KINDS[job.kind]
+        workdir = job_dir(job)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            inputs = self._inputs(job, workdir, kind)
+        except JobError as exc:
+            job_fail_now(job, error=str(exc))
+            return self._said(job, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 — a database hiccup, say: retried like a crash
+            logger.exception("preparing job %s failed", job.pk)
+            return self._said(job, job_fail(job, error=f"preparing the job failed: {type(exc).__name__}: {exc}"))
+        spec = {
+            "job_id": job.pk,
+            "attempt": job.attempt,
+            "kind": job.kind,
+            "config": job.config,
+            "inputs": str(inputs),
+            "workdir": str(workdir),
+            "data_dir": str(settings.JUROR_DATA_DIR),
+        }
+        spec_path = workdir / f"spec-{job.attempt}.json"
+        write_atomic(spec_path, json.dumps(spec, indent=1))
+        attempt = Attempt(job=job)
+        self.current = attempt
+        try:
+            self._spawn(attempt, spec_path, distributed=kind.distributed)
+            if self.stopping.is_set():
+                attempt.child.send_signal(signal.SIGTERM)  # a stop that arrived while we were starting it
+            self._wait(attempt)
+        finally:
+            self.current = None
+        return self._conclude(attempt, kind, workdir)
+
+    def _inputs(self, job: Job, workdir: Path, kind) -> Path:
+        """The child's inputs are read from the database once per job, so a resumed attempt sees the same ones."""
+        path = workdir / "inputs.json"
+        if not path.exists():
+            write_atomic(path, json.dumps(kind.prepare(job, workdir)))
+        return path
+
+    def _spawn(self, attempt: Attempt, spec_path: Path, *, distributed: bool) -> None:
+        read_fd, write_fd = os.pipe()
+        env = {
+            **os.environ,
+            "JUROR_EVENTS_FD": str(write_fd),
+            "JUROR_WORKER_PID": str(os.getpid()),
+            "DATABASE_URL": database_url(),
+            "JUROR_DATA_DIR": str(settings.JUROR_DATA_DIR),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+            "PYTHONUNBUFFERED": "1",
+            "TQDM_DISABLE": "1",  # progress bars drawn with \r make unreadable log lines; progress has its own field
+        }
+        attempt.child = subprocess.Popen(  # noqa: S603 — our own interpreter and module, no shell
+            child_command(spec_path, distributed=distributed),
+            cwd=BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,  # a terminal's Ctrl-C goes to the worker, which decides for its child
+        )
+        os.close(write_fd)
+        attempt.readers = [
+            threading.Thread(target=self._read_log, args=(attempt,), daemon=True),
+            threading.Thread(target=self._read_events, args=(attempt, read_fd), daemon=True),
+        ]
+        attempt.pulse = threading.Thread(target=self._pulse, args=(attempt,), daemon=True)
+        for thread in [*attempt.readers, attempt.pulse]:
+            thread.start()
+
+    def _read_log(self, attempt: Attempt) -> None:
+        for raw in attempt.child.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            attempt.events.put({"type": "log", "line": line})
+            self._say(f"job #{attempt.job.pk} | {line}")
+
+    def _read_events(self, attempt: Attempt, fd: int) -> None:
+        with os.fdopen(fd, "r", encoding="utf-8") as stream:
+            for line in stream:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("type") == "result":
+                    attempt.result = event["result"]
+                elif event.get("type") == "error":
+                    attempt.error = event
+                else:
+                    attempt.events.put(event)
+
+    def _pulse(self, attempt: Attempt) -> None:
+        """Writes progress, metrics and log lines in batches, and heartbeats; stops the child if it must."""
+        job = attempt.job
+        next_beat = 0.0
+        try:
+            while True:
+                finished = attempt.done.wait(0.5)
+                try:
+                    self._flush(attempt)
+                    if time.monotonic() >= next_beat and not finished:
+                        next_beat = time.monotonic() + settings.JUROR_JOB_HEARTBEAT_SECONDS
+                        state = job_heartbeat(job)
+                        if state == "cancel" and not attempt.cancelled:
+                            attempt.cancelled = True
+                            self._say(f"job #{job.pk}: cancel requested, stopping it")
+                            self._kill(attempt)
+                        elif state == "lost" and not attempt.lost and not attempt.cancelled:
+                            attempt.lost = True
+                            self._say(f"job #{job.pk}: lease lost to another worker, stopping it")
+                            self._kill(attempt)
+                except Exception:  # noqa: BLE001 — a database blip must not kill the heartbeat thread
+                    logger.exception("job %s: reporting failed; will try again", job.pk)
+                if finished:
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _flush(self, attempt: Attempt) -> None:
+        job = attempt.job
+        logs, metrics, artifacts, progress = [], [], [], None
+        while True:
+            try:
+                event = attempt.events.get_nowait()
+            except queue.Empty:
+                break
+            kind = event.get("type")
+            if kind == "log":
+                logs.append(JobLog(job=job, attempt=job.attempt, line=event["line"][:10000]))
+            elif kind == "progress":
+                progress = event
+            elif kind == "metric":
+                metrics += [
+                    JobMetric(job=job, attempt=job.attempt, step=event["step"], name=name[:100], value=value)
+                    for name, value in event["values"].items()
+                ]
+            elif kind == "artifact":
+                artifacts.append(event)
+        if logs:
+            JobLog.objects.bulk_create(logs)
+        if metrics:
+            JobMetric.objects.bulk_create(metrics)
+        for event in artifacts:
+            self._record_artifact(job, event)
+        if progress:
+            job_progress(job, current=progress["current"], total=progress["total"], message=progress["message"])
+
+    def _record_artifact(self, job: Job, event: dict) -> None:
+        path = Path(event["path"])
+        size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        try:
+            relative = path.resolve().relative_to(Path(settings.JUROR_DATA_DIR).resolve())
+        except ValueError:
+            relative = path
+        Artifact.objects.update_or_create(
+            job=job,
+            name=event["name"][:200],
+            defaults={"kind": event["kind"], "path": str(relative), "size_bytes": size},
+        )
+
+    def _kill(self, attempt: Attempt) -> None:
+        if attempt.child and attempt.child.poll() is None:
+            attempt.child.kill()
+
+    def _wait(self, attempt: Attempt) -> None:
+        child = attempt.child
+        stop_deadline = None
+        while child.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.5)
+            if self.stopping.is_set():
+                stop_deadline = stop_deadline or time.monotonic() + settings.JUROR_WORKER_STOP_GRACE_SECONDS
+                if time.monotonic() > stop_deadline:
+                    self._say(f"job #{attempt.job.pk}: no checkpoint within the grace period; killing it")
+                    child.kill()
+        child.wait()
+        for thread in attempt.readers:  # they end when the child's pipes close
+            thread.join(timeout=10)
+        attempt.done.set()
+        attempt.pulse.join(timeout=30)
+
+    def _conclude(self, attempt: Attempt, kind, workdir: Path) -> str:
+        job = attempt.job
+        child = attempt.child
+        self._flush(attempt)  # whatever arrived after the reporting thread's last round
+        if attempt.lost:
+            return self._said(job, "lost")
+        if attempt.cancelled:
+            job_mark_cancelled(job)
+            return self._said(job, "cancelled")
+        if child.returncode == 0 and attempt.result is not None:
+            try:
+                with transaction.atomic():
+                    # The row lock makes "write what the child made" and "mark succeeded" one step that a
+                    # worker which lost the lease cannot take.
+                    held = Job.objects.select_for_update().filter(pk=job.pk, attempt=job.attempt, status="running")
+                    if not held.exists():
+                        return self._said(job, "lost")
+                    result = kind.finish(job, workdir, attempt.result)
+                    job_succeed(job, result=result)
+            except JobError as exc:
+                job_fail_now(job, error=str(exc))
+                return self._said(job, "failed", str(exc))
+            except Exception as exc:  # noqa: BLE001
+                logger.exception("finishing job %s failed", job.pk)
+                return self._said(job, job_fail(job, error=f"saving the results failed: {type(exc).__name__}: {exc}"))
+            return self._said(job, "succeeded")
+        if self.stopping.is_set() or child.returncode == EXIT_STOPPED:
+            job_requeue(job, reason=f"worker {self.name} is shutting down")
+            return self._said(job, "requeued")
+        error = (
+            (attempt.error or {}).get("message") or self._log_tail(job) or f"the child exited with {child.returncode}"
+        )
+        if attempt.error and attempt.error.get("retry") is False:
+            job_fail_now(job, error=error)
+            return self._said(job, "failed", error)
+        return self._said(job, job_fail(job, error=error), error)
+
+    def _log_tail(self, job: Job) -> str:
+        lines = list(
+            JobLog.objects.filter(job=job, attempt=job.attempt).order_by("-id").values_list("line", flat=True)[:5]
+        )
+        return "\n".join(reversed(lines))
+
+    def _said(self, job: Job, outcome: str, detail: str = "") -> str:
+        self._say(
+            f"job #{job.pk} attempt {job.attempt}: {outcome}" + (f" ({detail.splitlines()[-1]})" if detail else "")
+        )
+        return outcome
+
+    def _say(self, message: str) -> None:
+        if self.echo is not None:
+            self.echo.write(message + "\n")
+            self.echo.flush()
