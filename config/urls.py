@@ -7,9 +7,12 @@ from annotators import views as annotator_views
 from feedback.api import router as feedback_router
 from feedback.views import annotate as annotate_views
 from feedback.views import pages as feedback_views
+from training import views as training_views
+from training.api import router as training_router
 
 api_v1 = [
     path("", include(feedback_router.urls)),
+    path("", include(training_router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -32,6 +35,11 @@ urlpatterns = [
     path("annotate/<slug:slug>/undo/", annotate_views.annotate_undo, name="annotate-undo"),
     path("annotate/<slug:slug>/flag/", annotate_views.annotate_flag, name="annotate-flag"),
     path("annotate/<slug:slug>/demonstration/", annotate_views.annotate_demonstration, name="annotate-demonstration"),
+    path("jobs/", training_views.jobs, name="jobs"),
+    path("jobs/new/", training_views.job_new, name="job-new"),
+    path("jobs/<int:pk>/", training_views.job_detail, name="job-page"),
+    path("jobs/<int:pk>/cancel/", training_views.job_cancel_view, name="job-page-cancel"),
+    path("jobs/<int:pk>/retry/", training_views.job_retry_view, name="job-page-retry"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

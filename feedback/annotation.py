@@ -81,6 +81,8 @@ class ShownResponse:
     id: int
     text: str
     model: str | None
+    reasoning: str = ""
+    """Chain-of-thought responses: the reasoning before the answer, shown folded so either can be compared."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def item_view(assignment: Assignment) -> ItemView:
             id=rid,
             text=by_id[rid].text,
             model=None if project.hide_model_names else (by_id[rid].model or None),
+            reasoning=by_id[rid].reasoning,
         )
         for k, rid in zip(keys, assignment.display_order, strict=True)
     ]

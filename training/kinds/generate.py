@@ -81,7 +81,7 @@ def finish_generate(job: Job, workdir: Path, result: dict) -> dict:
     mode = config.comparisons if config.comparisons != "auto" else job.project.comparison_mode
     made = candidates_add(project=job.project, job_id=job.pk, candidates=candidates, comparisons=mode)
     for spec in inputs["models"]:
-        count = result.get("parameters", {}).get(spec["base_path"])
+        count = result.get("parameters", {}).get(spec["name"])
         if count and spec["kind"] == RegisteredModel.Kind.BASE:
             model_record_parameters(spec["name"], count)
     return {**result, **made, "empty": result.get("sequences", 0) - len(candidates)}

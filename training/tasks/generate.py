@@ -95,7 +95,7 @@ def run(ctx: Context) -> dict:
         if loaded is None or loaded[0] != spec["name"]:
             loaded = None  # free the previous model before the next one loads
             _ensure_checkpoint(ctx, spec)
-            sizes[spec["base_path"]] = parameter_count(spec["base_path"])
+            sizes[spec["name"]] = parameter_count(spec["base_path"])
             model = load_causal_lm(
                 spec["base_path"],
                 precision=precision,

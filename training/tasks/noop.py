@@ -24,6 +24,7 @@ def run(ctx: Context) -> dict:
             f.write(f"{step} {ctx.attempt}\n")
         write_atomic(state_file, json.dumps({"step": step}))
         ctx.progress(step, steps, f"step {step} of {steps}")
-        ctx.metric(step, value=float(step), attempt=float(ctx.attempt))
+        ctx.metric(step, value=float(step))
+        ctx.log(f"step {step} of {steps} done")
         ctx.stop_if_asked()
     return {"steps": steps, "resumed_after": done}
