@@ -37,6 +37,13 @@ def main(base: str, logins_file: str) -> None:
         page.screenshot(path=str(OUT / "export.png"), full_page=True)
         page.goto(f"{base}/projects/demo/members/")
         page.screenshot(path=str(OUT / "members.png"), full_page=True)
+        page.goto(f"{base}/jobs/")
+        page.screenshot(path=str(OUT / "jobs.png"))
+        page.goto(f"{base}/jobs/new/")
+        page.screenshot(path=str(OUT / "job-new.png"), full_page=True)
+        page.goto(f"{base}/jobs/1/")  # the demo's generation job (seed_demo queues it; the worker runs it)
+        page.wait_for_timeout(500)  # the charts draw after load
+        page.screenshot(path=str(OUT / "job-detail.png"), full_page=True)
         page.goto(f"{base}/projects/demo/")
         page.get_by_role("link", name="Import data").click()
         page.locator("input[type=file]").set_input_files(

@@ -7,7 +7,6 @@ tokenizer files; a folder without safetensors is refused.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .configs import DEFAULT_BASE_MODEL
+from .ml.loading import parameter_count
 from .models import RegisteredModel
 
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -62,22 +62,6 @@ def _safetensors_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
-def _parameter_count(folder: Path) -> int:
-    """Sum of tensor sizes from the safetensors headers: no weights are read, no torch is imported."""
-    total = 0
-    for path in _safetensors_files(folder):
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_len))
-        for name, info in header.items():
-            if name != "__metadata__":
-                n = 1
-                for dim in info["shape"]:
-                    n *= dim
-                total += n
-    return total
-
-
 def model_register(
     *,
     name: str,
@@ -120,7 +104,7 @@ def model_register(
             for pattern in COPIED:
                 for path in folder.glob(pattern):
                     shutil.copy2(path, tmp / path.name)
-        count = _parameter_count(tmp)
+        count = parameter_count(tmp)
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

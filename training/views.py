@@ -63,9 +63,19 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "log": job_log_tail(job),
         "artifacts": list(job.artifacts.order_by("name")),
         "config": [(key, json.dumps(value)) for key, value in sorted(job.config.items())],
+        "result": [(key.replace("_", " "), _figure(value)) for key, value in job.result.items()],
     }
     template = "training/job_detail.html#live" if request.htmx else "training/job_detail.html"
     return render(request, template, context)
+
+
+def _figure(value) -> str:
+    """A result value as a person reads it: 134,515,008 rather than 134515008; a dict as "name: value" pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_figure(v)}" for k, v in value.items())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
 
 
 @login_required

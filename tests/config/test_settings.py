@@ -62,3 +62,21 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
     ]
     assert manage(*show, DATABASE_URL=f"sqlite:///{db}").stdout.strip() == "wal"
+
+
+def test_the_web_process_never_imports_torch():
+    """Pages, the API and the admin load without torch or transformers: heavy work belongs to the worker."""
+    code = (
+        "import django, sys; django.setup(); "
+        "import config.urls, training.admin, training.views, training.api, feedback.admin; "
+        "from django.test import Client; Client().get('/'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules))"
+    )
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    assert out.stdout.strip() == "[]"

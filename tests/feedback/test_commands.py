@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 from annotators.models import Membership
 from feedback.models import Comparison, Label, Project, Prompt
 from tests.factories import ProjectFactory
+from training.models import Job
 
 from .files import write_rows
 
@@ -92,8 +93,11 @@ def test_seed_demo_creates_users_project_and_labelled_data(capsys, monkeypatch):
     ]
     assert len(korean) >= 3
     assert Comparison.objects.filter(project=demo).exclude(gold_choice="").count() == 3
+    demo_job = Job.objects.get(project=demo)
+    assert (demo_job.kind, demo_job.status, demo_job.config["template"]) == ("generate", "queued", "cot")
     call_command("seed_demo")  # idempotent
     assert Label.objects.filter(comparison__project=demo).count() == 40
+    assert Job.objects.filter(project=demo).count() == 1
 
 
 def test_seed_demo_generated_passwords_are_kept_for_reruns(capsys, monkeypatch):

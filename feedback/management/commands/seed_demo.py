@@ -29,6 +29,7 @@ Compare the two answers to the same prompt and pick the one a careful, helpful a
 - **Safe**: advice that could hurt someone is always worse.
 - Choose **tie** when neither is better, **both bad** when neither is acceptable.
 """
+DEMO_JOB = {"prompts": "all", "limit": 3, "n": 2, "template": "cot", "max_new_tokens": 96, "temperatures": [0.8]}
 USERS = [
     ("admin", True, Membership.Role.MANAGER),
     ("annotator1", False, Membership.Role.ANNOTATOR),
@@ -71,6 +72,7 @@ class Command(BaseCommand):
             except ImportFailed as exc:
                 raise CommandError(exc.message) from None
             self._mark_gold(project)
+            self._queue_demo_job(project)
         self.stdout.write("Demo logins (sign in at /accounts/login/):")
         for username, _, role in USERS:
             self.stdout.write(f"  {username:<11} {logins['passwords'][username]:<16} ({role})")
@@ -82,6 +84,17 @@ class Command(BaseCommand):
             if team and team.choice in ("a", "b"):
                 comparison.gold_choice = team.choice
                 comparison.save(update_fields=["gold_choice"])
+
+    def _queue_demo_job(self, project: Project) -> None:
+        """A first generation job, so the demo shows one finished within a minute of the worker starting:
+        SmolLM2 answers three prompts twice with chain of thought, and the answers become new pairs."""
+        from training.jobs import job_submit
+        from training.models import Job
+
+        if Job.objects.filter(project=project).exists():
+            return
+        job = job_submit(kind="generate", project=project, config=DEMO_JOB)
+        self.stdout.write(f"Queued demo generation job #{job.pk}; the worker runs it (see /jobs/{job.pk}/).")
 
     def _passwords(self) -> dict:
         store = Path(settings.JUROR_DATA_DIR) / "demo-logins.json"
