@@ -4,7 +4,7 @@ config is validated against its kind's dataclass."""
 from django import forms
 from django.contrib import admin, messages
 
-from .configs import CONFIGS, ConfigError, config_from
+from .configs import CONFIGS, ConfigError, config_dict, config_from
 from .jobs import JobStateError, job_cancel, job_retry
 from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel
 
@@ -20,7 +20,7 @@ class JobForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind"):
             try:
-                config_from(data["kind"], data.get("config") or {})
+                data["config"] = config_dict(config_from(data["kind"], data.get("config") or {}))
             except ConfigError as exc:
                 self.add_error("config", str(exc))
         return data
@@ -54,7 +54,7 @@ class JobAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
-            obj.config = form.cleaned_data["config"] or {}
+            obj.config = form.cleaned_data["config"]
         super().save_model(request, obj, form, change)
 
     def _each(self, request, queryset, action, verb):

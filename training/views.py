@@ -57,9 +57,11 @@ def job_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = job_visible_or_404(request.user, pk)
+    metrics = job_metric_series(job)
     context = {
         "job": job,
-        "metrics": job_metric_series(job),
+        "metrics": metrics,
+        "metrics_json": json.dumps(metrics),
         "log": job_log_tail(job),
         "artifacts": list(job.artifacts.order_by("name")),
         "config": [(key, json.dumps(value)) for key, value in sorted(job.config.items())],

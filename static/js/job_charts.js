@@ -1,12 +1,12 @@
 // Draws one line chart per metric of a job and keeps them current as htmx swaps in fresh numbers.
-// The numbers come from the json_script block in the live partial (no inline script: the CSP forbids it).
+// The numbers come from a data attribute in the live partial (no inline script: the CSP forbids it).
 (function () {
   "use strict";
   const charts = new Map();
 
   function metrics() {
     const node = document.getElementById("job-metrics");
-    return node ? JSON.parse(node.textContent) : {};
+    return node ? JSON.parse(node.dataset.series) : {};
   }
 
   function draw() {

@@ -64,7 +64,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     assert manage(*show, DATABASE_URL=f"sqlite:///{db}").stdout.strip() == "wal"
 
 
-def test_the_web_process_never_imports_torch():
+def test_the_web_process_never_imports_torch(tmp_path):
     """Pages, the API and the admin load without torch or transformers: heavy work belongs to the worker."""
     code = (
         "import django, sys; django.setup(); "
@@ -77,6 +77,6 @@ def test_the_web_process_never_imports_torch():
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "JUROR_DATA_DIR": str(tmp_path)},
     )
     assert out.stdout.strip() == "[]"

@@ -55,6 +55,26 @@ def test_a_generation_job_stores_responses_with_provenance_and_pairs_across_vari
     assert job.metrics.filter(name="tokens_per_s").count() == 4  # a point per batch: 2 temperatures × 6 sequences / 4
 
 
+def test_a_base_model_and_its_adapter_answer_side_by_side(tiny, settings, tmp_path):
+    from tests.training.checkpoints import tiny_adapter
+
+    base_dir = settings.JUROR_DATA_DIR / tiny.path
+    model_register(
+        name="tiny-lora", source=str(tiny_adapter(base_dir, tmp_path / "lora")), kind="adapter", parent="tiny"
+    )
+    project = ProjectFactory(max_pairs_per_prompt=1)
+    prompt = PromptFactory(project=project)
+    config = {"models": ["tiny", "tiny-lora"], "prompts": "all", "n": 1, "temperatures": [0], "max_new_tokens": 8}
+    job = run_one(job_submit(kind="generate", project=project, config=config))
+    assert job.status == "succeeded", job.error
+    by_model = {r.model: r for r in Response.objects.filter(job=job)}
+    assert set(by_model) == {"tiny", "tiny-lora"}
+    assert by_model["tiny-lora"].text != by_model["tiny"].text  # greedy both times: the adapter made the difference
+    assert by_model["tiny-lora"].generation["adapter"] == "tiny-lora" and by_model["tiny"].generation["adapter"] is None
+    pair = Comparison.objects.get(prompt=prompt)
+    assert {pair.response_a.model, pair.response_b.model} == {"tiny", "tiny-lora"}
+
+
 def test_a_ranking_project_gets_one_ranking_per_prompt(tiny):
     project = ProjectFactory(comparison_mode="ranking")
     PromptFactory(project=project)

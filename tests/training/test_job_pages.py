@@ -158,3 +158,26 @@ def test_staff_see_every_project_s_jobs(client):
     job = job_submit(kind="noop", project=ProjectFactory(), config={})
     client.force_login(UserFactory(is_staff=True))
     assert client.get(f"/jobs/{job.pk}/").status_code == 200
+
+
+def test_admin_creates_jobs_through_the_same_config_validation(client):
+    project = ProjectFactory()
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    form = {
+        "kind": "noop",
+        "project": project.pk,
+        "max_attempts": 3,
+        "artifacts-TOTAL_FORMS": 0,
+        "artifacts-INITIAL_FORMS": 0,
+    }
+    bad = client.post("/admin/training/job/add/", {**form, "config": '{"steps": 0}'})
+    assert bad.status_code == 200 and "steps must be at least 1" in bad.content.decode()
+    assert not Job.objects.exists()
+    client.post("/admin/training/job/add/", {**form, "config": '{"steps": 2}'})
+    job = Job.objects.get()
+    assert (job.status, job.config, job.created_by) == (
+        "queued",
+        {"steps": 2, "step_seconds": 0.2, "fail": False},
+        staff,
+    )
