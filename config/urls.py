@@ -38,6 +38,7 @@ urlpatterns = [
     path("jobs/", training_views.jobs, name="jobs"),
     path("jobs/new/", training_views.job_new, name="job-new"),
     path("jobs/<int:pk>/", training_views.job_detail, name="job-page"),
+    path("jobs/<int:pk>/artifacts/<int:artifact_id>/", training_views.job_artifact, name="job-artifact"),
     path("jobs/<int:pk>/cancel/", training_views.job_cancel_view, name="job-page-cancel"),
     path("jobs/<int:pk>/retry/", training_views.job_retry_view, name="job-page-retry"),
     path("admin/", admin.site.urls),

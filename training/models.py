@@ -5,6 +5,8 @@ attempt it claimed, so a worker that lost its lease (killed, paused, cut off) ca
 the worker that took the job over.
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -129,6 +131,11 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    @property
+    def is_file(self) -> bool:
+        """Files can be downloaded from the job page; folders are reached on the server (or zipped by the job)."""
+        return (Path(settings.JUROR_DATA_DIR) / self.path).is_file()
 
 
 class RegisteredModel(models.Model):

@@ -1,10 +1,12 @@
 """Job pages: the list, the new-job form, and a job's live page (htmx polls its `live` partial while it runs)."""
 
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -78,6 +80,18 @@ def _figure(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "—" if value is None else str(value)
+
+
+@login_required
+def job_artifact(request: HttpRequest, pk: int, artifact_id: int) -> FileResponse:
+    """Downloads one of the job's files (folders are zipped by the job itself, never in a request)."""
+    job = job_visible_or_404(request.user, pk)
+    artifact = job.artifacts.filter(pk=artifact_id).first()
+    root = Path(settings.JUROR_DATA_DIR).resolve()
+    path = (root / artifact.path).resolve() if artifact else None
+    if path is None or not path.is_relative_to(root) or not path.is_file():
+        raise Http404("No such file")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115 — closed by Django
 
 
 @login_required

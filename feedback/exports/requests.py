@@ -6,6 +6,7 @@ import io
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.http import FileResponse
@@ -22,6 +23,13 @@ def options_from(values: dict) -> ExportOptions:
     return ExportOptions(**{**values, **lists})
 
 
+def export_zip(folder: Path, dest: IO[bytes] | Path, *, top: str) -> None:
+    """Zips an export folder (data, card, manifest) under one top-level folder name."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+
+
 def export_zip_response(*, project: Project, options: ExportOptions) -> FileResponse:
     """Writes the export under the data directory (kept, so a download can be repeated) and streams it zipped."""
     root = Path(settings.JUROR_DATA_DIR) / "exports" / project.slug
@@ -29,9 +37,7 @@ def export_zip_response(*, project: Project, options: ExportOptions) -> FileResp
     out = Path(tempfile.mkdtemp(prefix=f"{options.kind}-{options.format}-", dir=root))
     result: ExportResult = export_preferences(project=project, options=options, out=out)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in result.path.rglob("*") if p.is_file()):
-            archive.write(path, f"{project.slug}-{options.kind}/{path.relative_to(result.path).as_posix()}")
+    export_zip(result.path, buffer, top=f"{project.slug}-{options.kind}")
     buffer.seek(0)
     name = f"{project.slug}-{options.kind}-{options.format}.zip"
     return FileResponse(buffer, as_attachment=True, filename=name, content_type="application/zip")

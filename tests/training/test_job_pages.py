@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from training.jobs import job_claim, job_submit
-from training.models import Job, JobLog, JobMetric
+from training.models import Artifact, Job, JobLog, JobMetric
 
 pytestmark = pytest.mark.django_db
 
@@ -181,3 +181,23 @@ def test_admin_creates_jobs_through_the_same_config_validation(client):
         {"steps": 2, "step_seconds": 0.2, "fail": False},
         staff,
     )
+
+
+def test_job_files_download_and_paths_outside_the_data_directory_do_not(client, manager, settings):
+    job = job_submit(kind="noop", project=manager.memberships.get().project, config={})
+    folder = settings.JUROR_DATA_DIR / "jobs" / str(job.pk)
+    folder.mkdir(parents=True)
+    (folder / "generations.jsonl").write_text('{"text": "hi"}\n')
+    good = Artifact.objects.create(
+        job=job, name="generations", kind="generations", path=f"jobs/{job.pk}/generations.jsonl"
+    )
+    evil = Artifact.objects.create(job=job, name="evil", kind="x", path="../../../../etc/passwd")
+    client.force_login(manager)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert f'href="/jobs/{job.pk}/artifacts/{good.pk}/"' in page
+    response = client.get(f"/jobs/{job.pk}/artifacts/{good.pk}/")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b'{"text": "hi"}\n'
+    assert client.get(f"/jobs/{job.pk}/artifacts/{evil.pk}/").status_code == 404
+    outsider = MembershipFactory(role="annotator", project=job.project).user
+    client.force_login(outsider)
+    assert client.get(f"/jobs/{job.pk}/artifacts/{good.pk}/").status_code == 404

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 from django.conf import settings
@@ -186,12 +187,15 @@ def test_an_export_job_writes_the_dataset_as_an_artifact(settings):
     Worker(name="inline").run(once=True)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
-    artifact = job.artifacts.get()
+    artifact = job.artifacts.get(kind="export")
     folder = settings.JUROR_DATA_DIR / artifact.path
     rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["chosen"] == comparison.response_a.text
     assert job.result["rows"] == {"train": 1}
     assert artifact.size_bytes > 0
+    archive = job.artifacts.get(kind="export-zip")
+    with zipfile.ZipFile(settings.JUROR_DATA_DIR / archive.path) as zipped:
+        assert f"{project.slug}-pairs/train.jsonl" in zipped.namelist()
 
 
 def test_the_child_starts_through_accelerate_only_for_distributed_kinds_on_several_gpus(settings, tmp_path):

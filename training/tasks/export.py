@@ -17,6 +17,7 @@ def run(ctx: Context) -> dict:
     django.setup()
     from django.conf import settings
 
+    from feedback.exports.requests import export_zip
     from feedback.exports.service import export_preferences
     from feedback.models import Project
     from training.configs import config_from
@@ -33,5 +34,12 @@ def run(ctx: Context) -> dict:
         result = export_preferences(project=project, options=options, out=out)
         rows = result.rows
     ctx.artifact(f"{options.kind}-{options.format}", out, "export")
+    # The zip is what people download from the job page; writing it here keeps big zips out of web requests.
+    archive = ctx.workdir / f"{project.slug}-{options.kind}-{options.format}.zip"
+    if not archive.exists():
+        partial = archive.with_name(archive.name + ".partial")
+        export_zip(out, partial, top=f"{project.slug}-{options.kind}")
+        partial.rename(archive)
+    ctx.artifact(archive.name, archive, "export-zip")
     ctx.progress(1, 1, f"{sum(rows.values())} rows")
     return {"rows": rows, "path": str(out.relative_to(ctx.data_dir))}
