@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, OuterRef
 
 from .comparisons import comparisons_create
-from .hashing import members_key, text_hash
+from .hashing import members_key, response_hash
 from .models import Comparison, Label, Project, Prompt, Response
 
 RANKING_MAX = 6
@@ -87,7 +87,8 @@ def responses_best_rated(*, project: Project, limit: int) -> list[dict]:
         best.append(
             {
                 "prompt_id": response.prompt_id,
-                "messages": response.prompt.messages,
+                # System messages stay out: chat templates accept one only at the very start of a conversation.
+                "messages": [m for m in response.prompt.messages if m.get("role") != "system"],
                 "text": response.text,
                 "wins": wins[rid],
                 "losses": losses[rid],
@@ -113,7 +114,7 @@ def candidates_add(*, project: Project, job_id: int, candidates: list[Candidate]
     }
     new: dict[tuple, Response] = {}
     for c in candidates:
-        key = (c.prompt_id, c.model, text_hash(c.text))
+        key = (c.prompt_id, c.model, response_hash(c.text, c.reasoning))
         if key not in existing and key not in new:
             new[key] = Response(
                 prompt_id=c.prompt_id,
@@ -126,10 +127,14 @@ def candidates_add(*, project: Project, job_id: int, candidates: list[Candidate]
             )
     for obj in Response.objects.bulk_create(new.values(), batch_size=500):
         existing[(obj.prompt_id, obj.model, obj.content_hash)] = obj.id
+    # A response that two variants both gave (the same text at two temperatures) counts once, for the first
+    # variant that gave it: a comparison of a response with itself is meaningless and the database refuses it.
     by_prompt: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    placed: set[int] = set()
     for c in candidates:
-        rid = existing[(c.prompt_id, c.model, text_hash(c.text))]
-        if rid not in by_prompt[c.prompt_id][c.variant]:
+        rid = existing[(c.prompt_id, c.model, response_hash(c.text, c.reasoning))]
+        if rid not in placed:
+            placed.add(rid)
             by_prompt[c.prompt_id][c.variant].append(rid)
     made = 0
     if comparisons != "none":

@@ -18,3 +18,9 @@ def text_hash(text: str) -> str:
 
 def members_key(response_ids: list[int]) -> str:
     return ",".join(str(i) for i in sorted(response_ids))
+
+
+def response_hash(text: str, reasoning: str = "") -> str:
+    """A response is its answer and, for chain-of-thought generations, the reasoning before it: two answers
+    alike in words but reached differently are two responses."""
+    return text_hash(text) if not reasoning else text_hash(f"{reasoning}\x00{text}")

@@ -70,7 +70,9 @@ class Response(models.Model):
     model = models.CharField(max_length=200, blank=True, help_text="Source model or adapter name.")
     generation = models.JSONField(default=dict, blank=True, help_text="Sampling settings and template.")
     job = models.ForeignKey("training.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses")
-    content_hash = models.CharField(max_length=64, help_text="sha256 of the text.")
+    content_hash = models.CharField(
+        max_length=64, help_text="sha256 of the text (with the reasoning, when there is some): feedback.hashing."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,7 +1,7 @@
 """One documented, validated dataclass per job kind.
 
 `asdict(config)` is what a job stores, so any response or model can be traced to the settings that made it.
-Field docstrings are the help text of the /jobs/new form and of `submit_job --help-config`.
+Field docstrings are the help text of the /jobs/new form and of `submit_job KIND --list-config`.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class GenerateConfig:
             (0 < self.top_p <= 1, "top_p must be above 0 and at most 1"),
             (1 <= self.max_new_tokens <= 4096, "max_new_tokens must be between 1 and 4096"),
             (1 <= self.batch_size <= 256, "batch_size must be between 1 and 256"),
+            (self.seed >= 0, "seed must not be negative"),
         ]
         for ok, message in checks:
             if not ok:
@@ -129,8 +130,9 @@ def config_from(kind: str, data: dict[str, Any] | None) -> Any:
         raise ConfigError(f"unknown job kind {kind!r}; choose one of {', '.join(CONFIGS)}")
     if data is not None and not isinstance(data, dict):
         raise ConfigError("config must be a JSON object")
+    data = _lists_from_text(kind, data or {})
     try:
-        return dacite.from_dict(CONFIGS[kind], data or {}, config=_hooks())
+        return dacite.from_dict(CONFIGS[kind], data, config=_hooks())
     except dacite.UnexpectedDataError as exc:
         raise ConfigError(f"unknown config key(s) for {kind}: {', '.join(sorted(exc.keys))}") from None
     except dacite.WrongTypeError as exc:
@@ -139,6 +141,21 @@ def config_from(kind: str, data: dict[str, Any] | None) -> Any:
         raise ConfigError(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _lists_from_text(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A list of names given as one string (`--set models=my-model`) is a list of one; anything else that is
+    not a list where a list is meant is refused, rather than read character by character."""
+    data = dict(data)
+    for spec in field_specs(kind):
+        value = data.get(spec.name)
+        if spec.item_type is None or value is None or isinstance(value, list | tuple):
+            continue
+        if isinstance(value, str) and spec.item_type is str:
+            data[spec.name] = [value]
+        else:
+            raise ConfigError(f"{spec.name}: expected a list, got {value!r}")
+    return data
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -5,8 +5,10 @@
        └─────────────────┘
     failed | cancelled ──retry──▶ queued
 
-Every change is one conditional UPDATE (`WHERE status = … AND attempt = …`), so two workers, a worker and a
-cancel, or a worker that lost its lease can race without corrupting a job: the loser's update matches no row.
+Every status change is one conditional UPDATE (`WHERE status = … AND attempt = …`), so two workers, a worker
+and a cancel, or a worker that lost its lease can race without corrupting a job: the loser's update matches no
+row. Lease times come from the database's clock (DbNow()), so workers and web servers with skewed clocks agree
+on when a lease has run out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models.functions import Coalesce, Now
 
 from feedback.models import Project
 
@@ -29,26 +31,28 @@ from .configs import config_dict, config_from
 from .models import Job, JobLog
 
 S = Job.Status
-TRANSITIONS: dict[str, set[str]] = {
-    S.QUEUED: {S.RUNNING, S.CANCELLED},
-    S.RUNNING: {S.RUNNING, S.SUCCEEDED, S.FAILED, S.QUEUED, S.CANCELLED},
-    S.SUCCEEDED: set(),
-    S.FAILED: {S.QUEUED},
-    S.CANCELLED: {S.QUEUED},
-}
+
+
+class DbNow(Now):
+    """The database's clock. SQLite stores datetimes as text with six fraction digits but its clock has three,
+    so "12:00:00.926" would sort before a time written earlier in that very millisecond ("12:00:00.926412"):
+    padding with 999 reads the clock as the end of its millisecond, and a job queued just now is claimable now."""
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        template = "STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f999', 'NOW')"
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 class JobStateError(Exception):
     """The job is not in a state that allows this (e.g. retrying a job that succeeded)."""
 
 
-def transition_allowed(current: str, new: str) -> bool:
-    return new in TRANSITIONS[current]
+def job_dir(job: Job) -> Path:
+    """Where a job's inputs, checkpoints and outputs live; the same on every worker sharing the data dir.
 
-
-def job_dir(job: Job | int) -> Path:
-    """Where a job's inputs, checkpoints and outputs live; the same on every worker sharing the data dir."""
-    return Path(settings.JUROR_DATA_DIR) / "jobs" / str(job if isinstance(job, int) else job.pk)
+    The creation time is part of the name: a database recreated next to an old data directory starts its ids
+    at 1 again, and job #1 must not resume from the files of a different job #1."""
+    return Path(settings.JUROR_DATA_DIR) / "jobs" / f"{job.pk}-{job.created_at:%Y%m%d%H%M%S%f}"
 
 
 def job_submit(
@@ -69,8 +73,8 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.JUROR_JOB_LEASE_SECONDS)
+def _lease_end():
+    return DbNow() + timedelta(seconds=settings.JUROR_JOB_LEASE_SECONDS)
 
 
 def job_claim(*, worker: str) -> Job | None:
@@ -81,22 +85,23 @@ def job_claim(*, worker: str) -> Job | None:
     """
     while True:
         with transaction.atomic():
-            now = timezone.now()
             job = (
                 # skip_locked: two workers must never claim the same job; each skips rows another is claiming.
                 Job.objects.select_for_update(skip_locked=True)
-                .filter(Q(status=S.QUEUED, run_after__lte=now) | Q(status=S.RUNNING, lease_expires_at__lt=now))
+                .filter(Q(status=S.QUEUED, run_after__lte=DbNow()) | Q(status=S.RUNNING, lease_expires_at__lt=DbNow()))
                 .order_by("run_after", "id")
                 .first()
             )
             if job is None:
                 return None
+            if job.cancel_requested:  # asked to stop while it was being handed back or retried
+                _finish_row(
+                    job, S.CANCELLED, error="" if job.status == S.QUEUED else "cancelled while its worker was gone"
+                )
+                continue
             if job.status == S.RUNNING:
                 lost = f"worker {job.worker} stopped heartbeating (last at {_iso(job.heartbeat_at)})"
                 _log(job, f"attempt {job.attempt}: {lost}")
-                if job.cancel_requested:
-                    _finish_row(job, S.CANCELLED, error="cancelled while its worker was gone")
-                    continue
                 if job.failed_attempts >= job.max_attempts:
                     _finish_row(job, S.FAILED, error=f"gave up after {job.failed_attempts} attempts: {lost}")
                     continue
@@ -104,9 +109,9 @@ def job_claim(*, worker: str) -> Job | None:
                 status=S.RUNNING,
                 attempt=F("attempt") + 1,
                 worker=worker,
-                heartbeat_at=now,
-                lease_expires_at=now + _lease(),
-                started_at=job.started_at or now,
+                heartbeat_at=DbNow(),
+                lease_expires_at=_lease_end(),
+                started_at=Coalesce(F("started_at"), DbNow()),
                 error="",
             )
             job.refresh_from_db()
@@ -124,7 +129,7 @@ def _log(job: Job, line: str) -> None:
 
 def _finish_row(job: Job, status: str, *, error: str = "") -> None:
     Job.objects.filter(pk=job.pk).update(
-        status=status, error=error, finished_at=timezone.now(), lease_expires_at=None, cancel_requested=False
+        status=status, error=error, finished_at=DbNow(), lease_expires_at=None, cancel_requested=False
     )
 
 
@@ -135,8 +140,7 @@ def _held(job: Job):
 
 def job_heartbeat(job: Job) -> str:
     """Extends the lease; answers "ok", "cancel" (a cancel was asked for) or "lost" (someone else holds it)."""
-    now = timezone.now()
-    if not _held(job).update(heartbeat_at=now, lease_expires_at=now + _lease()):
+    if not _held(job).update(heartbeat_at=DbNow(), lease_expires_at=_lease_end()):
         return "lost"
     return "cancel" if _held(job).filter(cancel_requested=True).exists() else "ok"
 
@@ -155,8 +159,9 @@ def job_succeed(job: Job, *, result: dict | None = None) -> bool:
         _held(job).update(
             status=S.SUCCEEDED,
             result=result or {},
-            finished_at=timezone.now(),
+            finished_at=DbNow(),
             lease_expires_at=None,
+            cancel_requested=False,  # it finished before the cancel reached it
             progress_current=F("progress_total"),
         )
     )
@@ -164,8 +169,10 @@ def job_succeed(job: Job, *, result: dict | None = None) -> bool:
 
 def job_requeue(job: Job, *, reason: str) -> bool:
     """Gives the job back cleanly (worker shutting down); this attempt does not count against max_attempts."""
+    if _cancelled_instead(job):
+        return True
     done = _held(job).update(
-        status=S.QUEUED, requeues=F("requeues") + 1, lease_expires_at=None, worker="", run_after=timezone.now()
+        status=S.QUEUED, requeues=F("requeues") + 1, lease_expires_at=None, worker="", run_after=DbNow()
     )
     if done:
         _log(job, f"attempt {job.attempt} handed back: {reason}")
@@ -174,6 +181,8 @@ def job_requeue(job: Job, *, reason: str) -> bool:
 
 def job_fail(job: Job, *, error: str) -> str:
     """A crashed attempt: queued again after a back-off while attempts remain, failed otherwise."""
+    if _cancelled_instead(job):
+        return "cancelled"
     fresh = Job.objects.filter(pk=job.pk).values("attempt", "requeues", "max_attempts").first()
     if fresh is None:
         return "gone"
@@ -185,7 +194,7 @@ def job_fail(job: Job, *, error: str) -> str:
             error=error,
             lease_expires_at=None,
             worker="",
-            run_after=timezone.now() + timedelta(seconds=delay),
+            run_after=DbNow() + timedelta(seconds=delay),
         ):
             _log(
                 job, f"attempt {job.attempt} failed; retrying in {delay:g} s: {error.splitlines()[-1] if error else ''}"
@@ -193,33 +202,36 @@ def job_fail(job: Job, *, error: str) -> str:
             return "retrying"
         return "lost"
     message = f"failed after {used} attempt{'s' if used != 1 else ''}: {error}"
-    if _held(job).update(status=S.FAILED, error=message, finished_at=timezone.now(), lease_expires_at=None):
+    if _held(job).update(status=S.FAILED, error=message, finished_at=DbNow(), lease_expires_at=None):
         return "failed"
     return "lost"
 
 
 def job_fail_now(job: Job, *, error: str) -> bool:
     """A failure no retry can mend (a config that names a missing model, no prompts to use): fail at once."""
-    return bool(_held(job).update(status=S.FAILED, error=error, finished_at=timezone.now(), lease_expires_at=None))
+    return bool(_held(job).update(status=S.FAILED, error=error, finished_at=DbNow(), lease_expires_at=None))
 
 
 def job_mark_cancelled(job: Job) -> bool:
     """The worker stopped the child after a cancel request."""
-    done = _held(job).update(
-        status=S.CANCELLED, finished_at=timezone.now(), lease_expires_at=None, cancel_requested=False
-    )
+    done = _held(job).update(status=S.CANCELLED, finished_at=DbNow(), lease_expires_at=None, cancel_requested=False)
     if done:
         _log(job, "cancelled")
     return bool(done)
 
 
+def _cancelled_instead(job: Job) -> bool:
+    """A cancel that arrived while the attempt was ending wins over handing the job back or retrying it."""
+    return _held(job).filter(cancel_requested=True).exists() and job_mark_cancelled(job)
+
+
 def job_cancel(job: Job) -> Job:
     """Queued: cancelled at once. Running: the holder stops the child within a heartbeat. Finished: an error."""
     with transaction.atomic():
-        if Job.objects.filter(pk=job.pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
+        if Job.objects.filter(pk=job.pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=DbNow()):
             pass
-        elif Job.objects.filter(pk=job.pk, status=S.RUNNING, lease_expires_at__lt=timezone.now()).update(
-            status=S.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
+        elif Job.objects.filter(pk=job.pk, status=S.RUNNING, lease_expires_at__lt=DbNow()).update(
+            status=S.CANCELLED, finished_at=DbNow(), lease_expires_at=None
         ):
             pass  # its worker is gone: nobody would act on the request
         elif not Job.objects.filter(pk=job.pk, status=S.RUNNING).update(cancel_requested=True):
@@ -237,7 +249,7 @@ def job_retry(job: Job) -> Job:
         status=S.QUEUED,
         error="",
         finished_at=None,
-        run_after=timezone.now(),
+        run_after=DbNow(),
         cancel_requested=False,
         max_attempts=F("attempt") - F("requeues") + settings.JUROR_JOB_MAX_ATTEMPTS,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import json
+import math
 import os
 import signal
 import sys
@@ -57,7 +58,11 @@ class Context:
         self._emit({"type": "progress", "current": int(current), "total": int(total), "message": message})
 
     def metric(self, step: int, **values: float) -> None:
-        self._emit({"type": "metric", "step": int(step), "values": {k: float(v) for k, v in values.items()}})
+        finite = {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+        for name in values.keys() - finite.keys():
+            self.log(f"metric {name} at step {step} is {values[name]}; not recorded")
+        if finite:
+            self._emit({"type": "metric", "step": int(step), "values": finite})
 
     def artifact(self, name: str, path: Path, kind: str) -> None:
         self._emit({"type": "artifact", "name": name, "path": str(path), "kind": kind})
@@ -82,7 +87,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Writes under a temporary name and renames, so a reader (or a resumed attempt) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")  # two writers never share a temporary file
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
         f.flush()
@@ -90,15 +95,16 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def _die_with_parent() -> None:
-    """If the worker is SIGKILLed, its child must not run on alone (Linux: PR_SET_PDEATHSIG)."""
+def _die_with_parent(*, parent_is_worker: bool) -> None:
+    """If the worker is SIGKILLed, its child must not run on alone (Linux: PR_SET_PDEATHSIG). Under a launcher
+    the parent is the launcher, which itself dies with the worker (see `--exec`)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except OSError:
         return
     parent = os.environ.get("JUROR_WORKER_PID")
-    if parent and os.getppid() != int(parent):  # the worker died before prctl took effect
+    if parent_is_worker and parent and os.getppid() != int(parent):  # the worker died before prctl took effect
         os._exit(1)
 
 
@@ -107,11 +113,24 @@ def _entry(kind: str) -> Callable[[Context], dict]:
     return getattr(importlib.import_module(module), name)
 
 
+def _events_stream():
+    if os.environ.get("JUROR_EVENTS_FD"):
+        return os.fdopen(int(os.environ["JUROR_EVENTS_FD"]), "w", buffering=1)
+    if os.environ.get("JUROR_EVENTS_FILE"):  # under a launcher, which does not pass inherited pipes on
+        return open(os.environ["JUROR_EVENTS_FILE"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+    return sys.stderr
+
+
 def main(argv: list[str]) -> int:
-    _die_with_parent()
+    if argv and argv[0] == "--exec":
+        # The launcher's wrapper: bound to the worker's life, then replaced by the launcher (PDEATHSIG survives
+        # exec), whose ranks run this module again.
+        _die_with_parent(parent_is_worker=True)
+        os.environ["JUROR_LAUNCHED"] = "1"
+        os.execv(argv[1], argv[1:])  # noqa: S606 — our own interpreter and accelerate, from child_command
+    _die_with_parent(parent_is_worker=not os.environ.get("JUROR_LAUNCHED"))
     spec = json.loads(Path(argv[0]).read_text())
-    fd = int(os.environ.get("JUROR_EVENTS_FD", "-1"))
-    stream = os.fdopen(fd, "w", buffering=1) if fd >= 0 else sys.stderr
+    stream = _events_stream()
     rank0 = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, one process speaks for the job
 
     def emit(event: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import shlex
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -47,15 +49,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def database_url() -> str:
-    """The database this process uses, as a URL for the child (during tests: the test database)."""
+    """The database this process uses, as a URL for the child. It is the configured DATABASE_URL (credentials
+    quoted and options such as sslmode kept as they were) pointed at the database actually in use, which
+    during tests is the test database."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{db.get('HOST') or ''}{port}/{db['NAME']}"
+    url = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(url._replace(path="/" + quote(str(db["NAME"]))))
 
 
 def gpu_count() -> int:
@@ -70,14 +71,23 @@ def gpu_count() -> int:
 
 
 def child_command(spec_path: Path, *, distributed: bool, gpus: int | None = None) -> list[str]:
-    """Plain Python on CPU; `accelerate launch` for a distributed kind when several GPUs are there to use."""
-    launcher = settings.JUROR_WORKER_LAUNCHER
-    if distributed and launcher != "python":
+    """Plain Python on CPU; `accelerate launch` for a distributed kind when several GPUs are there to use.
+
+    The launcher is started through `training.runner --exec`, which ties it to the worker's life (a SIGKILLed
+    worker takes its launcher with it, and each rank dies with the launcher)."""
+    if uses_launcher(distributed=distributed, gpus=gpus):
         gpus = gpu_count() if gpus is None else gpus
-        if launcher == "accelerate" or gpus > 1:
-            args = shlex.split(settings.JUROR_ACCELERATE_ARGS) or ["--multi_gpu", "--num_processes", str(max(gpus, 1))]
-            return [sys.executable, "-m", "accelerate.commands.launch", *args, "-m", "training.runner", str(spec_path)]
+        args = shlex.split(settings.JUROR_ACCELERATE_ARGS) or ["--multi_gpu", "--num_processes", str(max(gpus, 1))]
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", *args]
+        return [sys.executable, "-m", "training.runner", "--exec", *launcher, "-m", "training.runner", str(spec_path)]
     return [sys.executable, "-m", "training.runner", str(spec_path)]
+
+
+def uses_launcher(*, distributed: bool, gpus: int | None = None) -> bool:
+    launcher = settings.JUROR_WORKER_LAUNCHER
+    if not distributed or launcher == "python":
+        return False
+    return launcher == "accelerate" or (gpu_count() if gpus is None else gpus) > 1
 
 
 @dataclass
@@ -94,6 +104,8 @@ class Attempt:
     done: threading.Event = field(default_factory=threading.Event)
     readers: list[threading.Thread] = field(default_factory=list)
     pulse: threading.Thread | None = None
+    events_file: Path | None = None
+    """Under a launcher the child's events come through this file (launchers close inherited pipes)."""
 
 
 class Worker:
@@ -111,17 +123,25 @@ class Worker:
     def _on_stop_signal(self, signum, frame) -> None:
         self.stopping.set()
         attempt = self.current
-        if attempt and attempt.child and attempt.child.poll() is None:
+        if attempt:
             # The child checkpoints at its next safe point and exits 75; the job is then handed back.
-            attempt.child.send_signal(signal.SIGTERM)
+            self._signal(attempt, signal.SIGTERM)
 
     # Loop --------------------------------------------------------------------------------------------------
     def run(self, *, once: bool = False, exit_when_idle: bool = False) -> int:
-        """Runs jobs until stopped; returns how many it ran."""
+        """Runs jobs until stopped; returns how many attempts it ran. Nothing but a stop ends the loop: a
+        database that cannot be reached is waited for, a job that breaks the worker is failed or left to its
+        lease."""
         ran = 0
         while not self.stopping.is_set():
-            close_old_connections()
-            job = job_claim(worker=self.name)
+            try:
+                close_old_connections()
+                job = job_claim(worker=self.name)
+            except Exception as exc:  # noqa: BLE001 — e.g. the database is down or locked: wait, then try again
+                logger.exception("claiming a job failed")
+                self._say(f"cannot claim jobs ({type(exc).__name__}: {exc}); trying again")
+                self.stopping.wait(settings.JUROR_WORKER_POLL_SECONDS)
+                continue
             if job is None:
                 if once or exit_when_idle:
                     break
@@ -136,17 +156,40 @@ class Worker:
     def run_job(self, job: Job) -> str:
         """Runs one claimed attempt to its end; answers what became of the job."""
         self._say(f"job #{job.pk} ({job.kind}) attempt {job.attempt}: started")
+        attempt = Attempt(job=job)
+        self.current = attempt
+        # Heartbeats start with the claim: preparing a big job must not let the lease lapse.
+        attempt.pulse = threading.Thread(target=self._pulse, args=(attempt,), daemon=True)
+        attempt.pulse.start()
+        try:
+            return self._run(attempt)
+        except Exception as exc:  # noqa: BLE001 — a bug or a lost database must not end the worker
+            logger.exception("job %s: the worker failed", job.pk)
+            self._stop_pulse(attempt)
+            self._kill(attempt)
+            try:
+                return self._said(job, job_fail(job, error=f"the worker failed: {type(exc).__name__}: {exc}"))
+            except Exception:  # noqa: BLE001 — then the lease runs out and another worker takes the job
+                logger.exception("job %s: could not record the failure", job.pk)
+                return "lost"
+        finally:
+            self._stop_pulse(attempt)
+            self.current = None
+
+    def _run(self, attempt: Attempt) -> str:
+        job = attempt.job
         kind = KINDS[job.kind]
         workdir = job_dir(job)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             inputs = self._inputs(job, workdir, kind)
         except JobError as exc:
+            self._stop_pulse(attempt)
             job_fail_now(job, error=str(exc))
             return self._said(job, "failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 — a database hiccup, say: retried like a crash
-            logger.exception("preparing job %s failed", job.pk)
-            return self._said(job, job_fail(job, error=f"preparing the job failed: {type(exc).__name__}: {exc}"))
+        if attempt.cancelled or attempt.lost:  # found out while preparing
+            self._stop_pulse(attempt)
+            return self._conclude(attempt, kind, workdir)
         spec = {
             "job_id": job.pk,
             "attempt": job.attempt,
@@ -158,15 +201,10 @@ class Worker:
         }
         spec_path = workdir / f"spec-{job.attempt}.json"
         write_atomic(spec_path, json.dumps(spec, indent=1))
-        attempt = Attempt(job=job)
-        self.current = attempt
-        try:
-            self._spawn(attempt, spec_path, distributed=kind.distributed)
-            if self.stopping.is_set():
-                attempt.child.send_signal(signal.SIGTERM)  # a stop that arrived while we were starting it
-            self._wait(attempt)
-        finally:
-            self.current = None
+        self._spawn(attempt, spec_path, distributed=kind.distributed)
+        if self.stopping.is_set():
+            self._signal(attempt, signal.SIGTERM)  # a stop that arrived while we were starting it
+        self._wait(attempt)
         return self._conclude(attempt, kind, workdir)
 
     def _inputs(self, job: Job, workdir: Path, kind) -> Path:
@@ -177,10 +215,8 @@ class Worker:
         return path
 
     def _spawn(self, attempt: Attempt, spec_path: Path, *, distributed: bool) -> None:
-        read_fd, write_fd = os.pipe()
         env = {
             **os.environ,
-            "JUROR_EVENTS_FD": str(write_fd),
             "JUROR_WORKER_PID": str(os.getpid()),
             "DATABASE_URL": database_url(),
             "JUROR_DATA_DIR": str(settings.JUROR_DATA_DIR),
@@ -188,6 +224,16 @@ class Worker:
             "PYTHONUNBUFFERED": "1",
             "TQDM_DISABLE": "1",  # progress bars drawn with \r make unreadable log lines; progress has its own field
         }
+        env.pop("JUROR_EVENTS_FD", None)
+        env.pop("JUROR_EVENTS_FILE", None)
+        read_fd = write_fd = None
+        if uses_launcher(distributed=distributed):
+            attempt.events_file = spec_path.with_name(f"events-{attempt.job.attempt}.jsonl")
+            attempt.events_file.write_text("")
+            env["JUROR_EVENTS_FILE"] = str(attempt.events_file)
+        else:
+            read_fd, write_fd = os.pipe()
+            env["JUROR_EVENTS_FD"] = str(write_fd)
         attempt.child = subprocess.Popen(  # noqa: S603 — our own interpreter and module, no shell
             child_command(spec_path, distributed=distributed),
             cwd=BASE_DIR,
@@ -195,16 +241,18 @@ class Worker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            start_new_session=True,  # a terminal's Ctrl-C goes to the worker, which decides for its child
+            pass_fds=(write_fd,) if write_fd is not None else (),
+            # Its own process group: a terminal's Ctrl-C goes to the worker, which decides for its child, and
+            # cancel or shutdown reach every process of the job (a launcher's ranks included).
+            start_new_session=True,
         )
-        os.close(write_fd)
-        attempt.readers = [
-            threading.Thread(target=self._read_log, args=(attempt,), daemon=True),
-            threading.Thread(target=self._read_events, args=(attempt, read_fd), daemon=True),
-        ]
-        attempt.pulse = threading.Thread(target=self._pulse, args=(attempt,), daemon=True)
-        for thread in [*attempt.readers, attempt.pulse]:
+        if write_fd is not None:
+            os.close(write_fd)
+            events = threading.Thread(target=self._read_events, args=(attempt, read_fd), daemon=True)
+        else:
+            events = threading.Thread(target=self._tail_events, args=(attempt,), daemon=True)
+        attempt.readers = [threading.Thread(target=self._read_log, args=(attempt,), daemon=True), events]
+        for thread in attempt.readers:
             thread.start()
 
     def _read_log(self, attempt: Attempt) -> None:
@@ -216,43 +264,79 @@ class Worker:
     def _read_events(self, attempt: Attempt, fd: int) -> None:
         with os.fdopen(fd, "r", encoding="utf-8") as stream:
             for line in stream:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
+                self._event(attempt, line)
+
+    def _tail_events(self, attempt: Attempt) -> None:
+        """Follows the events file until the child has exited and the file is read to its end."""
+        with open(attempt.events_file, encoding="utf-8") as stream:
+            pending = ""
+            while True:
+                chunk = stream.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith("\n"):
+                        self._event(attempt, pending)
+                        pending = ""
                     continue
-                if event.get("type") == "result":
-                    attempt.result = event["result"]
-                elif event.get("type") == "error":
-                    attempt.error = event
-                else:
-                    attempt.events.put(event)
+                if attempt.child.poll() is not None:
+                    return
+                time.sleep(0.2)
+
+    def _event(self, attempt: Attempt, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if event.get("type") == "result":
+            attempt.result = event["result"]
+        elif event.get("type") == "error":
+            attempt.error = event
+        else:
+            attempt.events.put(event)
 
     def _pulse(self, attempt: Attempt) -> None:
-        """Writes progress, metrics and log lines in batches, and heartbeats; stops the child if it must."""
+        """Writes progress, metrics and log lines in batches, and heartbeats; stops the child if it must.
+
+        If heartbeats keep failing (the database is unreachable from here), the worker stops the child itself
+        before its lease can run out: by then another worker may take the job over, and two children must never
+        work on one job folder."""
         job = attempt.job
         next_beat = 0.0
+        last_beat = time.monotonic()
+        give_up = settings.JUROR_JOB_LEASE_SECONDS - 2 * settings.JUROR_JOB_HEARTBEAT_SECONDS
         try:
             while True:
                 finished = attempt.done.wait(0.5)
                 try:
-                    self._flush(attempt)
                     if time.monotonic() >= next_beat and not finished:
                         next_beat = time.monotonic() + settings.JUROR_JOB_HEARTBEAT_SECONDS
                         state = job_heartbeat(job)
+                        last_beat = time.monotonic()
                         if state == "cancel" and not attempt.cancelled:
                             attempt.cancelled = True
                             self._say(f"job #{job.pk}: cancel requested, stopping it")
                             self._kill(attempt)
                         elif state == "lost" and not attempt.lost and not attempt.cancelled:
-                            attempt.lost = True
-                            self._say(f"job #{job.pk}: lease lost to another worker, stopping it")
-                            self._kill(attempt)
+                            self._lose(attempt, "lease lost to another worker")
+                    self._flush(attempt)
                 except Exception:  # noqa: BLE001 — a database blip must not kill the heartbeat thread
                     logger.exception("job %s: reporting failed; will try again", job.pk)
+                    if time.monotonic() - last_beat > give_up and not attempt.lost:
+                        self._lose(attempt, "no heartbeat got through for too long")
                 if finished:
                     return
         finally:
             connection.close()  # this thread's own connection
+
+    def _lose(self, attempt: Attempt, reason: str) -> None:
+        attempt.lost = True
+        self._say(f"job #{attempt.job.pk}: {reason}; stopping it")
+        self._kill(attempt)
+
+    def _stop_pulse(self, attempt: Attempt) -> None:
+        attempt.done.set()
+        if attempt.pulse is not None and attempt.pulse is not threading.current_thread():
+            attempt.pulse.join(timeout=30)
 
     def _flush(self, attempt: Attempt) -> None:
         job = attempt.job
@@ -271,6 +355,7 @@ class Worker:
                 metrics += [
                     JobMetric(job=job, attempt=job.attempt, step=event["step"], name=name[:100], value=value)
                     for name, value in event["values"].items()
+                    if isinstance(value, int | float) and math.isfinite(value)  # NaN: no column, chart or JSON takes it
                 ]
             elif kind == "artifact":
                 artifacts.append(event)
@@ -297,8 +382,14 @@ class Worker:
         )
 
     def _kill(self, attempt: Attempt) -> None:
-        if attempt.child and attempt.child.poll() is None:
-            attempt.child.kill()
+        self._signal(attempt, signal.SIGKILL)
+
+    def _signal(self, attempt: Attempt, signum: int) -> None:
+        """To the child's whole process group: under a launcher, the ranks are the ones doing the work."""
+        child = attempt.child
+        if child is not None and child.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signum)
 
     def _wait(self, attempt: Attempt) -> None:
         child = attempt.child
@@ -310,12 +401,11 @@ class Worker:
                 stop_deadline = stop_deadline or time.monotonic() + settings.JUROR_WORKER_STOP_GRACE_SECONDS
                 if time.monotonic() > stop_deadline:
                     self._say(f"job #{attempt.job.pk}: no checkpoint within the grace period; killing it")
-                    child.kill()
+                    self._kill(attempt)
         child.wait()
         for thread in attempt.readers:  # they end when the child's pipes close
             thread.join(timeout=10)
-        attempt.done.set()
-        attempt.pulse.join(timeout=30)
+        self._stop_pulse(attempt)
 
     def _conclude(self, attempt: Attempt, kind, workdir: Path) -> str:
         job = attempt.job
@@ -326,6 +416,8 @@ class Worker:
         if attempt.cancelled:
             job_mark_cancelled(job)
             return self._said(job, "cancelled")
+        if child is None:
+            return self._said(job, "stopped before it started")
         if child.returncode == 0 and attempt.result is not None:
             try:
                 with transaction.atomic():

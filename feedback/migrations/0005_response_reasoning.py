@@ -19,5 +19,13 @@ class Migration(migrations.Migration):
                 blank=True, help_text="Chain-of-thought generations: the reasoning before the answer (`text`)."
             ),
         ),
+        migrations.AlterField(
+            model_name="response",
+            name="content_hash",
+            field=models.CharField(
+                help_text="sha256 of the text (with the reasoning, when there is some): feedback.hashing.",
+                max_length=64,
+            ),
+        ),
         migrations.RunPython(install, drop),
     ]

@@ -22,6 +22,7 @@ def world():
         "annotator_a": MembershipFactory(project=a, role="annotator").user,
         "annotator_b": MembershipFactory(project=b, role="annotator").user,
         "manager_a": MembershipFactory(project=a, role="manager").user,
+        "manager_b": MembershipFactory(project=b, role="manager").user,
         "admin": UserFactory(is_staff=True),
     }
     pair = make_pair(a)
@@ -45,31 +46,32 @@ def upload(name="p.jsonl", body=b'{"prompt": "Why?"}\n'):
     return f
 
 
-# Each API endpoint × role: expected status when acting on project "alpha". A new URL fails
+# Each API endpoint × role: expected status when acting on project "alpha". manager_b runs another project: the
+# registry is shared by everyone who runs a project, everything of alpha's is a 404 to them. A new URL fails
 # test_every_api_url_is_in_the_access_matrix until it is added here.
-ROLES = ["anonymous", "annotator_a", "annotator_b", "manager_a", "admin"]
+ROLES = ["anonymous", "annotator_a", "annotator_b", "manager_a", "admin", "manager_b"]
 MATRIX = {
-    "api-root": ("get", "/api/v1/", None, [401, 200, 200, 200, 200]),
-    "api-schema": ("get", "/api/v1/schema/", None, [401, 200, 200, 200, 200]),
-    "api-docs": ("get", "/api/v1/docs/", None, [401, 200, 200, 200, 200]),
-    "project-list": ("get", "/api/v1/projects/", None, [401, 200, 200, 200, 200]),
-    "project-create": ("post", "/api/v1/projects/", {"slug": "gamma", "name": "Gamma"}, [401, 403, 403, 403, 201]),
-    "project-detail": ("get", "/api/v1/projects/alpha/", None, [401, 200, 404, 200, 200]),
-    "project-update": ("patch", "/api/v1/projects/alpha/", {"name": "Renamed"}, [401, 403, 404, 200, 200]),
-    "project-import-file": ("post", "/api/v1/projects/alpha/import/", "upload", [401, 403, 404, 201, 201]),
-    "project-stats": ("get", "/api/v1/projects/alpha/stats/", None, [401, 200, 404, 200, 200]),
-    "project-export": ("post", "/api/v1/projects/alpha/export/", {"format": "jsonl"}, [401, 403, 404, 200, 200]),
-    "project-next-item": ("get", "/api/v1/projects/alpha/next/", None, [401, 200, 404, 200, 200]),
+    "api-root": ("get", "/api/v1/", None, [401, 200, 200, 200, 200, 200]),
+    "api-schema": ("get", "/api/v1/schema/", None, [401, 200, 200, 200, 200, 200]),
+    "api-docs": ("get", "/api/v1/docs/", None, [401, 200, 200, 200, 200, 200]),
+    "project-list": ("get", "/api/v1/projects/", None, [401, 200, 200, 200, 200, 200]),
+    "project-create": ("post", "/api/v1/projects/", {"slug": "gamma", "name": "Gamma"}, [401, 403, 403, 403, 201, 403]),
+    "project-detail": ("get", "/api/v1/projects/alpha/", None, [401, 200, 404, 200, 200, 404]),
+    "project-update": ("patch", "/api/v1/projects/alpha/", {"name": "Renamed"}, [401, 403, 404, 200, 200, 404]),
+    "project-import-file": ("post", "/api/v1/projects/alpha/import/", "upload", [401, 403, 404, 201, 201, 404]),
+    "project-stats": ("get", "/api/v1/projects/alpha/stats/", None, [401, 200, 404, 200, 200, 404]),
+    "project-export": ("post", "/api/v1/projects/alpha/export/", {"format": "jsonl"}, [401, 403, 404, 200, 200, 404]),
+    "project-next-item": ("get", "/api/v1/projects/alpha/next/", None, [401, 200, 404, 200, 200, 404]),
     # The lease belongs to annotator_a: everyone else, managers and staff included, gets 404.
-    "assignment-label": ("post", "/api/v1/assignments/{lease}/label/", {"choice": "a"}, [401, 201, 404, 404, 404]),
+    "assignment-label": ("post", "/api/v1/assignments/{lease}/label/", {"choice": "a"}, [401, 201, 404, 404, 404, 404]),
     # Jobs and models are for the people who run a project: annotators see none (a config names the models).
-    "job-list": ("get", "/api/v1/jobs/", None, [401, 200, 200, 200, 200]),
-    "job-create": ("post", "/api/v1/jobs/", {"kind": "noop", "project": "alpha"}, [401, 400, 400, 201, 201]),
-    "job-detail": ("get", "/api/v1/jobs/{job}/", None, [401, 404, 404, 200, 200]),
-    "job-cancel": ("post", "/api/v1/jobs/{job}/cancel/", None, [401, 404, 404, 200, 200]),
-    "job-retry": ("post", "/api/v1/jobs/{failed}/retry/", None, [401, 404, 404, 200, 200]),
-    "model-list": ("get", "/api/v1/models/", None, [401, 200, 200, 200, 200]),
-    "model-detail": ("get", "/api/v1/models/tiny/", None, [401, 404, 404, 200, 200]),
+    "job-list": ("get", "/api/v1/jobs/", None, [401, 200, 200, 200, 200, 200]),
+    "job-create": ("post", "/api/v1/jobs/", {"kind": "noop", "project": "alpha"}, [401, 400, 400, 201, 201, 400]),
+    "job-detail": ("get", "/api/v1/jobs/{job}/", None, [401, 404, 404, 200, 200, 404]),
+    "job-cancel": ("post", "/api/v1/jobs/{job}/cancel/", None, [401, 404, 404, 200, 200, 404]),
+    "job-retry": ("post", "/api/v1/jobs/{failed}/retry/", None, [401, 404, 404, 200, 200, 404]),
+    "model-list": ("get", "/api/v1/models/", None, [401, 200, 200, 200, 200, 200]),
+    "model-detail": ("get", "/api/v1/models/tiny/", None, [401, 404, 404, 200, 200, 200]),
 }
 
 

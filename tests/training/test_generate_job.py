@@ -153,7 +153,7 @@ def test_few_shot_examples_come_from_the_best_rated_responses_and_never_from_the
     assert [b["text"] for b in best] == [strong.response_a.text, weak.response_b.text]
     job = job_submit(kind="generate", project=project, config={"template": "few_shot", "k": 1, "prompts": "all"})
     ctx = _context(job)
-    conversations = {prompt["id"]: messages for prompt, sample, messages in generate_task.conversations_for(ctx)}
+    conversations = {item.prompt_id: item.messages for item in generate_task.conversations_for(ctx)}
     own = conversations[strong.prompt_id]
     assert [m["role"] for m in own] == ["user", "assistant", "user"]
     assert own[1]["content"] == weak.response_b.text  # not its own best answer
@@ -165,7 +165,8 @@ def test_cot_answers_are_stored_apart_from_their_reasoning():
     project = ProjectFactory()
     prompt = PromptFactory(project=project)
     out = type("Out", (), {"text": "Two apples plus two apples.\nThat makes four.\n\nAnswer: 4", "new_tokens": 12})
-    row = generate_task._row({"template": "cot"}, {"id": prompt.pk}, 0, "m", 0.7, out)
+    item = generate_task.Sequence(prompt_id=prompt.pk, sample=0, messages=[], shots=0)
+    row = generate_task._row({"template": "cot"}, item, "m", 0.7, out)
     assert (row["reasoning"], row["text"]) == ("Two apples plus two apples.\nThat makes four.", "4")
     candidates = [Candidate(prompt_id=prompt.pk, text=row["text"], reasoning=row["reasoning"], model="m", variant="m")]
     candidates_add(project=project, job_id=None, candidates=candidates, comparisons="pairs")
@@ -210,9 +211,10 @@ def test_smollm2_generates_through_a_job_in_fp32_and_4bit(smollm2_dir, settings)
     models = Path(settings.JUROR_DATA_DIR) / "models"
     models.mkdir(parents=True)
     (models / "smollm2-135m-instruct").symlink_to(smollm2_dir)  # converted once per session
-    project = ProjectFactory()
-    PromptFactory(project=project, messages=[{"role": "user", "content": "What is the capital of France?"}])
     for precision in ("fp32", "nf4"):
+        # A project each: a 4-bit answer word for word like the fp32 one would otherwise be stored once.
+        project = ProjectFactory()
+        PromptFactory(project=project, messages=[{"role": "user", "content": "What is the capital of France?"}])
         config = {"prompts": "all", "n": 1, "temperatures": [0], "max_new_tokens": 12, "precision": precision}
         job = run_one(job_submit(kind="generate", project=project, config=config))
         assert job.status == "succeeded", job.error
@@ -220,3 +222,51 @@ def test_smollm2_generates_through_a_job_in_fp32_and_4bit(smollm2_dir, settings)
         assert "Paris" in response.text
         assert response.generation["precision"] == precision
     assert job_claim(worker="x") is None
+
+
+def test_the_same_answer_at_two_temperatures_is_one_response_and_never_paired_with_itself():
+    project = ProjectFactory()
+    prompt = PromptFactory(project=project)
+    candidates = [
+        Candidate(prompt_id=prompt.pk, text="Paris.", model="m", variant="m@0"),
+        Candidate(prompt_id=prompt.pk, text="Paris.", model="m", variant="m@0.1"),
+        Candidate(prompt_id=prompt.pk, text="It is Paris.", model="m", variant="m@0.1"),
+    ]
+    assert candidates_add(project=project, job_id=None, candidates=candidates, comparisons="pairs") == {
+        "responses": 2,
+        "comparisons": 1,
+    }
+    pair = Comparison.objects.get(prompt=prompt)
+    assert pair.response_a_id != pair.response_b_id
+    ranking_project = ProjectFactory()
+    other = PromptFactory(project=ranking_project)
+    candidates = [Candidate(prompt_id=other.pk, text=t, model="m", variant=v) for t, v in
+                  [("x", "a"), ("x", "b"), ("y", "b"), ("z", "a")]]  # fmt: skip
+    candidates_add(project=ranking_project, job_id=None, candidates=candidates, comparisons="ranking")
+    assert Comparison.objects.get(prompt=other).ranking_items.count() == 3
+
+
+def test_chain_of_thought_answers_alike_but_reasoned_differently_are_two_responses():
+    project = ProjectFactory()
+    prompt = PromptFactory(project=project)
+    candidates = [
+        Candidate(prompt_id=prompt.pk, text="4", reasoning="2 + 2 = 4", model="m", variant="m@0.7"),
+        Candidate(prompt_id=prompt.pk, text="4", reasoning="Two pairs make four", model="m", variant="m@0.7"),
+    ]
+    assert candidates_add(project=project, job_id=None, candidates=candidates, comparisons="pairs")["responses"] == 2
+
+
+def test_few_shot_examples_leave_out_system_messages():
+    project = ProjectFactory()
+    pair = make_pair(project)
+    pair.prompt.messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital?"}]
+    pair.prompt.save()
+    make_label(pair, choice="a")
+    job = job_submit(kind="generate", project=project, config={"template": "few_shot", "k": 1, "prompts": "all"})
+    other = PromptFactory(project=project)
+    conversations = {item.prompt_id: item.messages for item in generate_task.conversations_for(_context(job))}
+    assert conversations[other.pk][:2] == [
+        {"role": "user", "content": "Capital?"},
+        {"role": "assistant", "content": pair.response_a.text},
+    ]
+    assert conversations[pair.prompt_id] == pair.prompt.messages  # its own answer is the only example: zero-shot

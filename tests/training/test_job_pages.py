@@ -201,3 +201,9 @@ def test_job_files_download_and_paths_outside_the_data_directory_do_not(client, 
     outsider = MembershipFactory(role="annotator", project=job.project).user
     client.force_login(outsider)
     assert client.get(f"/jobs/{job.pk}/artifacts/{good.pk}/").status_code == 404
+
+
+def test_a_manager_of_another_project_sees_none_of_its_jobs(manager):
+    job_submit(kind="noop", project=manager.memberships.get().project, config={})
+    other = MembershipFactory(role="manager").user
+    assert api(other).get("/api/v1/jobs/").json()["results"] == []

@@ -4,6 +4,7 @@ The noop kind records which attempt ran which step in its job folder, so the tes
 restart and prove no step ran twice.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from django.core.management import call_command
 
 from tests.factories import ProjectFactory
 from tests.training.workers import BASE_DIR, wait_for
-from training.jobs import job_cancel, job_dir, job_submit
+from training.jobs import job_cancel, job_claim, job_dir, job_submit
 from training.models import Job
 from training.worker import Worker, child_command
 
@@ -201,13 +202,31 @@ def test_an_export_job_writes_the_dataset_as_an_artifact(settings):
 def test_the_child_starts_through_accelerate_only_for_distributed_kinds_on_several_gpus(settings, tmp_path):
     spec = tmp_path / "spec.json"
     settings.JUROR_WORKER_LAUNCHER = "auto"
-    assert child_command(spec, distributed=True, gpus=1)[1:3] == ["-m", "training.runner"]
-    assert child_command(spec, distributed=False, gpus=4)[1:3] == ["-m", "training.runner"]
+    assert child_command(spec, distributed=True, gpus=1)[1:] == ["-m", "training.runner", str(spec)]
+    assert child_command(spec, distributed=False, gpus=4)[1:] == ["-m", "training.runner", str(spec)]
     multi = child_command(spec, distributed=True, gpus=4)
-    assert multi[1:3] == ["-m", "accelerate.commands.launch"] and multi[-3:] == ["-m", "training.runner", str(spec)]
+    assert multi[1:4] == ["-m", "training.runner", "--exec"]  # the launcher dies with the worker
+    assert multi[5:7] == ["-m", "accelerate.commands.launch"] and multi[-3:] == ["-m", "training.runner", str(spec)]
     assert "--num_processes" in multi and "4" in multi
     settings.JUROR_WORKER_LAUNCHER = "python"
-    assert child_command(spec, distributed=True, gpus=4)[1:3] == ["-m", "training.runner"]
+    assert child_command(spec, distributed=True, gpus=4)[1:] == ["-m", "training.runner", str(spec)]
+
+
+def test_a_distributed_kind_runs_through_accelerate_launch_and_reports_back(settings, monkeypatch):
+    """The launcher path for real, on CPU with one process: the wrapper, the launcher, the rank, its events."""
+    from training import kinds
+
+    monkeypatch.setitem(kinds.KINDS, "noop", dataclasses.replace(kinds.KINDS["noop"], distributed=True))
+    settings.JUROR_WORKER_LAUNCHER = "accelerate"
+    settings.JUROR_ACCELERATE_ARGS = "--cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no"
+    settings.JUROR_JOB_HEARTBEAT_SECONDS = 0.3
+    job = noop(ProjectFactory(), steps=3, step_seconds=0.05)
+    Worker(name="launcher").run(once=True)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error + "\n".join(job.log_lines.values_list("line", flat=True))
+    assert (job.progress_current, job.result) == (3, {"steps": 3, "resumed_after": 0})
+    assert job.metrics.filter(name="value").count() == 3
+    assert (job_dir(job) / f"events-{job.attempt}.jsonl").exists()
 
 
 def test_a_sigkilled_worker_leaves_no_orphan_child(workers):
@@ -237,3 +256,59 @@ def _alive(pid: str) -> bool:
 
 def test_settings_keep_the_lease_longer_than_the_heartbeat():
     assert settings.JUROR_JOB_LEASE_SECONDS > 3 * settings.JUROR_JOB_HEARTBEAT_SECONDS
+
+
+def test_a_worker_cut_off_from_the_database_stops_its_child_before_its_lease_runs_out(settings, monkeypatch):
+    from django.db import OperationalError
+
+    settings.JUROR_JOB_LEASE_SECONDS = 1.5
+    settings.JUROR_JOB_HEARTBEAT_SECONDS = 0.25
+    job = noop(ProjectFactory(), steps=100, step_seconds=0.1)
+    claimed = job_claim(worker="cut-off")
+
+    def unreachable(job):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("training.worker.job_heartbeat", unreachable)
+    started = time.monotonic()
+    assert Worker(name="cut-off").run_job(claimed) == "lost"
+    assert time.monotonic() - started < 10
+    steps = len(steps_run(job))
+    time.sleep(0.5)
+    assert len(steps_run(job)) == steps < 100, "the child was stopped, not left running beside the next holder"
+    assert status(job) == "running"  # the row is the next worker's to take over once the lease ends
+
+
+def test_the_worker_loop_survives_a_database_that_fails_and_comes_back(settings, monkeypatch):
+    from django.db import OperationalError
+
+    settings.JUROR_WORKER_POLL_SECONDS = 0.05
+    job = noop(ProjectFactory(), steps=1, step_seconds=0)
+    calls = []
+
+    def flaky_claim(*, worker):
+        calls.append(worker)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return job_claim(worker=worker)
+
+    monkeypatch.setattr("training.worker.job_claim", flaky_claim)
+    assert Worker(name="w").run(exit_when_idle=True) == 1
+    assert status(job) == "succeeded" and len(calls) == 3
+
+
+def test_metrics_that_are_not_numbers_are_left_out_and_said_in_the_log(tmp_path):
+    from training.runner import Context
+
+    events = []
+    spec = {
+        "job_id": 1,
+        "attempt": 1,
+        "kind": "noop",
+        "config": {},
+        "workdir": str(tmp_path / "job"),
+        "data_dir": str(tmp_path),
+    }
+    ctx = Context(spec, events.append)
+    ctx.metric(3, loss=float("nan"), reward=0.5, kl=float("inf"))
+    assert events == [{"type": "metric", "step": 3, "values": {"reward": 0.5}}]

@@ -58,7 +58,7 @@ def finish_generate(job: Job, workdir: Path, result: dict) -> dict:
                 "model": row["model"],
                 "adapter": row["model"] if spec["adapter_path"] else None,
                 "template": config.template,
-                "k": config.k if config.template == "few_shot" else 0,
+                "k": row["shots"],
                 "system": config.system,
                 "temperature": row["temperature"],
                 "top_p": config.top_p,

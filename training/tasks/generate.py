@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.ml.prompting import Example, build_messages, split_reasoning
@@ -19,8 +20,21 @@ def _examples(inputs: dict) -> list[Example]:
     return [Example(prompt=e["messages"], response=e["text"]) for e in inputs.get("examples", [])]
 
 
-def conversations_for(ctx: Context) -> list[tuple[dict, int, list[dict]]]:
-    """(prompt, sample index, chat messages) for every sequence one variant generates, in a fixed order."""
+@dataclass(frozen=True)
+class Sequence:
+    """One sequence to generate: which prompt, which of its n samples, the chat messages, how many examples."""
+
+    prompt_id: int
+    sample: int
+    messages: list[dict]
+    shots: int
+
+
+def conversations_for(ctx: Context) -> list[Sequence]:
+    """Every sequence one variant generates, in a fixed order.
+
+    Few-shot: a prompt whose only candidate examples are its own answers gets none and is asked zero-shot
+    (its responses record k=0), rather than failing the whole job."""
     cfg = ctx.config
     pool = _examples(ctx.inputs)
     ids = [e["prompt_id"] for e in ctx.inputs.get("examples", [])]
@@ -30,8 +44,12 @@ def conversations_for(ctx: Context) -> list[tuple[dict, int, list[dict]]]:
         if cfg["template"] == "few_shot":
             # A prompt never serves as its own worked example.
             shots = [ex for ex, pid in zip(pool, ids, strict=True) if pid != prompt["id"]][: cfg["k"]]
-        messages = build_messages(prompt["messages"], template=cfg["template"], examples=shots, system=cfg["system"])
-        out.extend((prompt, i, messages) for i in range(cfg["n"]))
+        template = "zero_shot" if cfg["template"] == "few_shot" and not shots else cfg["template"]
+        try:
+            messages = build_messages(prompt["messages"], template=template, examples=shots, system=cfg["system"])
+        except ValueError as exc:  # the same on every attempt: fail the job now, naming the prompt
+            raise Unrecoverable(f"prompt {prompt['id']}: {exc}") from None
+        out.extend(Sequence(prompt["id"], i, messages, len(shots)) for i in range(cfg["n"]))
     return out
 
 
@@ -54,16 +72,17 @@ def _ensure_checkpoint(ctx: Context, spec: dict) -> None:
         convert_smollm2(Path(spec["base_path"]))
 
 
-def _row(cfg: dict, prompt: dict, sample: int, model: str, temperature: float, out) -> dict:
+def _row(cfg: dict, item: Sequence, model: str, temperature: float, out) -> dict:
     reasoning, answer = split_reasoning(out.text) if cfg["template"] == "cot" else ("", out.text.strip())
     return {
-        "prompt_id": prompt["id"],
+        "prompt_id": item.prompt_id,
         "model": model,
         "temperature": temperature,
-        "sample": sample,
+        "sample": item.sample,
         "text": answer,
         "reasoning": reasoning,
         "new_tokens": out.new_tokens,
+        "shots": item.shots,
     }
 
 
@@ -113,15 +132,12 @@ def run(ctx: Context) -> dict:
         )
         started = time.perf_counter()
         batches = generate_batches(
-            model, tokenizer, [c for _, _, c in work], settings, batch_size=batch_size, skip_batches=skip
+            model, tokenizer, [item.messages for item in work], settings, batch_size=batch_size, skip_batches=skip
         )
         for b, outputs in enumerate(batches, start=skip):
             elapsed = time.perf_counter() - started
             chunk = work[b * batch_size : (b + 1) * batch_size]
-            rows = [
-                _row(cfg, prompt, sample, spec["name"], temperature, out)
-                for (prompt, sample, _), out in zip(chunk, outputs, strict=True)
-            ]
+            rows = [_row(cfg, item, spec["name"], temperature, out) for item, out in zip(chunk, outputs, strict=True)]
             write_atomic(_batch_file(ctx, v, b), "".join(json.dumps(r) + "\n" for r in rows))
             batch_tokens = sum(r["new_tokens"] for r in rows)
             tokens += batch_tokens
