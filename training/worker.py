@@ -55,8 +55,13 @@ def database_url() -> str:
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
-    url = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(url._replace(path="/" + quote(str(db["NAME"]))))
+    return url_for_database(os.environ["DATABASE_URL"], str(db["NAME"]))
+
+
+def url_for_database(url: str, name: str) -> str:
+    """`url` with its database name replaced; everything else (quoted credentials, ?sslmode=…) as it was."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(name)))
 
 
 def gpu_count() -> int:

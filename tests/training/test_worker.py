@@ -312,3 +312,13 @@ def test_metrics_that_are_not_numbers_are_left_out_and_said_in_the_log(tmp_path)
     ctx = Context(spec, events.append)
     ctx.metric(3, loss=float("nan"), reward=0.5, kl=float("inf"))
     assert events == [{"type": "metric", "step": 3, "values": {"reward": 0.5}}]
+
+
+def test_the_child_gets_the_same_database_url_with_only_the_name_changed():
+    from training.worker import url_for_database
+
+    url = "postgres://juror:p%40ss%2Fw@db.example.org:6432/juror?sslmode=require"
+    assert (
+        url_for_database(url, "test_juror")
+        == "postgres://juror:p%40ss%2Fw@db.example.org:6432/test_juror?sslmode=require"
+    )

@@ -150,10 +150,9 @@ def run(ctx: Context) -> dict:
             ctx.stop_if_asked()
             started = time.perf_counter()
     generations = ctx.workdir / "generations.jsonl"
-    with open(generations, "w", encoding="utf-8") as f:
-        for v in range(len(variants)):
-            for b in range(n_batches):
-                f.write(_batch_file(ctx, v, b).read_text(encoding="utf-8"))
+    # Written whole and renamed: the database side reads this file after the child exits, never half of it.
+    parts = [_batch_file(ctx, v, b).read_text(encoding="utf-8") for v in range(len(variants)) for b in range(n_batches)]
+    write_atomic(generations, "".join(parts))
     ctx.artifact("generations", generations, "generations")
     return {
         "sequences": total,
