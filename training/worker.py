@@ -232,7 +232,8 @@ class Worker:
         env.pop("JUROR_EVENTS_FD", None)
         env.pop("JUROR_EVENTS_FILE", None)
         read_fd = write_fd = None
-        if uses_launcher(distributed=distributed):
+        gpus = gpu_count() if distributed else 0  # asked once: the command and the events channel must agree
+        if uses_launcher(distributed=distributed, gpus=gpus):
             attempt.events_file = spec_path.with_name(f"events-{attempt.job.attempt}.jsonl")
             attempt.events_file.write_text("")
             env["JUROR_EVENTS_FILE"] = str(attempt.events_file)
@@ -240,7 +241,7 @@ class Worker:
             read_fd, write_fd = os.pipe()
             env["JUROR_EVENTS_FD"] = str(write_fd)
         attempt.child = subprocess.Popen(  # noqa: S603 — our own interpreter and module, no shell
-            child_command(spec_path, distributed=distributed),
+            child_command(spec_path, distributed=distributed, gpus=gpus),
             cwd=BASE_DIR,
             env=env,
             stdin=subprocess.DEVNULL,

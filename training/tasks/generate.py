@@ -112,7 +112,7 @@ def run(ctx: Context) -> dict:
         if skip == n_batches:
             continue
         if loaded is None or loaded[0] != spec["name"]:
-            loaded = None  # free the previous model before the next one loads
+            loaded = model = None  # free the previous model before the next one loads
             _ensure_checkpoint(ctx, spec)
             sizes[spec["name"]] = parameter_count(spec["base_path"])
             model = load_causal_lm(
