@@ -83,6 +83,9 @@ class JobForm(forms.Form):
         self.fields["project"] = forms.ModelChoiceField(queryset=projects, to_field_name="slug", empty_label=None)
         for spec in self.specs:
             self.fields[f"config_{spec.name}"] = _form_field(spec)
+        if "config_models" in self.fields and kind == "generate":
+            names = ", ".join(registered_model_names())
+            self.fields["config_models"].help_text += f" Registered: {names}."
 
     def config_fields(self):
         return [self[f"config_{spec.name}"] for spec in self.specs]
@@ -107,6 +110,13 @@ class JobForm(forms.Form):
                 self.add_error(f"config_{name}" if name else None, str(exc))
         self.config = config
         return data
+
+
+def registered_model_names() -> list[str]:
+    from .configs import DEFAULT_BASE_MODEL
+    from .models import RegisteredModel
+
+    return sorted({DEFAULT_BASE_MODEL, *RegisteredModel.objects.values_list("name", flat=True)})
 
 
 def kind_choices() -> list[tuple[str, str]]:

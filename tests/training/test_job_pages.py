@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from training.jobs import job_claim, job_submit
-from training.models import Artifact, Job, JobLog, JobMetric
+from training.models import Artifact, Job, JobLog, JobMetric, RegisteredModel
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +207,13 @@ def test_a_manager_of_another_project_sees_none_of_its_jobs(manager):
     job_submit(kind="noop", project=manager.memberships.get().project, config={})
     other = MembershipFactory(role="manager").user
     assert api(other).get("/api/v1/jobs/").json()["results"] == []
+
+
+def test_the_project_page_leads_managers_to_a_generation_job_for_that_project(client, manager):
+    RegisteredModel.objects.create(name="my-policy", path="models/my-policy")
+    client.force_login(manager)
+    page = client.get("/projects/alpha/").content.decode()
+    assert 'href="/jobs/new/?project=alpha&amp;kind=generate"' in page
+    form = client.get("/jobs/new/?project=alpha&kind=generate").content.decode()
+    assert '<option value="alpha" selected>' in form
+    assert "Registered: my-policy, smollm2-135m-instruct." in form
