@@ -216,6 +216,12 @@ JUROR_WORKER_STOP_GRACE_SECONDS = float(os.environ.get("JUROR_WORKER_STOP_GRACE_
 # "python" never; "accelerate" always, with JUROR_ACCELERATE_ARGS (e.g. "--multi_gpu --num_processes 4").
 JUROR_WORKER_LAUNCHER = os.environ.get("JUROR_WORKER_LAUNCHER", "auto")
 JUROR_ACCELERATE_ARGS = os.environ.get("JUROR_ACCELERATE_ARGS", "")
+if JUROR_JOB_LEASE_SECONDS <= 3 * JUROR_JOB_HEARTBEAT_SECONDS:
+    # A worker gives up its child when heartbeats fail for lease − 2 × heartbeat seconds; below that margin one
+    # slow heartbeat would hand a healthy job to a second worker.
+    raise ImproperlyConfigured("JUROR_JOB_LEASE_SECONDS must be more than 3 × JUROR_JOB_HEARTBEAT_SECONDS")
+if JUROR_WORKER_LAUNCHER not in ("auto", "python", "accelerate"):
+    raise ImproperlyConfigured("JUROR_WORKER_LAUNCHER must be auto, python or accelerate")
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False

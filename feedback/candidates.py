@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef
 
-from .comparisons import comparisons_create
+from .comparisons import RANKING_MAX, comparisons_create
 from .hashing import members_key, response_hash
 from .models import Comparison, Label, Project, Prompt, Response
-
-RANKING_MAX = 6
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from .hashing import members_key
 from .models import Comparison, Project, RankingItem
 
+RANKING_MAX = 6
+"""Most responses one ranking shows at once: beyond six, annotators stop reading them all."""
+
 
 def comparisons_create(*, project: Project, wanted: list[tuple[int, list[int]]]) -> list[Comparison]:
     """One comparison per (prompt id, sorted response ids): a pair for two, a ranking (with its items) for more.

@@ -11,6 +11,7 @@ from typing import Any, Union, get_args, get_origin
 from django import forms
 
 from .configs import CONFIGS, KIND_HELP, ConfigError, FieldSpec, config_from, field_specs
+from .registry import model_names
 
 LONG_TEXT = {"system", "examples"}
 
@@ -84,7 +85,7 @@ class JobForm(forms.Form):
         for spec in self.specs:
             self.fields[f"config_{spec.name}"] = _form_field(spec)
         if "config_models" in self.fields and kind == "generate":
-            names = ", ".join(registered_model_names())
+            names = ", ".join(model_names())
             self.fields["config_models"].help_text += f" Registered: {names}."
 
     def config_fields(self):
@@ -110,13 +111,6 @@ class JobForm(forms.Form):
                 self.add_error(f"config_{name}" if name else None, str(exc))
         self.config = config
         return data
-
-
-def registered_model_names() -> list[str]:
-    from .configs import DEFAULT_BASE_MODEL
-    from .models import RegisteredModel
-
-    return sorted({DEFAULT_BASE_MODEL, *RegisteredModel.objects.values_list("name", flat=True)})
 
 
 def kind_choices() -> list[tuple[str, str]]:

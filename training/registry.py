@@ -53,9 +53,13 @@ def model_get(name: str) -> RegisteredModel:
         return model_default()
     model = RegisteredModel.objects.filter(name=name).select_related("parent").first()
     if model is None:
-        known = ", ".join(sorted({DEFAULT_BASE_MODEL, *RegisteredModel.objects.values_list("name", flat=True)}))
-        raise RegistryError(f"no registered model called {name!r}; registered: {known}")
+        raise RegistryError(f"no registered model called {name!r}; registered: {', '.join(model_names())}")
     return model
+
+
+def model_names() -> list[str]:
+    """Every name a job may use, the default base model included before its first use registers it."""
+    return sorted({DEFAULT_BASE_MODEL, *RegisteredModel.objects.values_list("name", flat=True)})
 
 
 def _safetensors_files(folder: Path) -> list[Path]:

@@ -44,7 +44,6 @@ class Context:
     def __init__(self, spec: dict[str, Any], events: Callable[[dict], None]) -> None:
         self.job_id: int = spec["job_id"]
         self.attempt: int = spec["attempt"]
-        self.kind: str = spec["kind"]
         self.config: dict[str, Any] = spec["config"]
         self.workdir = Path(spec["workdir"])
         self.data_dir = Path(spec["data_dir"])

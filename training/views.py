@@ -33,7 +33,6 @@ def jobs(request: HttpRequest) -> HttpResponse:
             "jobs": rows,
             "project": project,
             "live": any(not j.is_finished for j in rows),
-            "can_submit": projects_managed_by(request.user).exists(),
         },
     )
 

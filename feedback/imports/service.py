@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from feedback.comparisons import comparisons_create
+from feedback.comparisons import RANKING_MAX, comparisons_create
 from feedback.hashing import canonical_json, members_key, messages_hash, text_hash
 from feedback.models import Comparison, Label, Project, Prompt, Response
 
@@ -25,7 +25,6 @@ from .kinds import KINDS, PARSERS, JudgedPairRecord, Record, Reply, ResponsesRec
 from .readers import Limits, open_table
 
 CHUNK = 500
-RANKING_MAX = 6
 
 
 @dataclass

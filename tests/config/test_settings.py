@@ -80,3 +80,10 @@ def test_the_web_process_never_imports_torch(tmp_path):
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "JUROR_DATA_DIR": str(tmp_path)},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_lease_the_heartbeat_cannot_keep_is_refused_at_start():
+    result = manage("check", JUROR_JOB_LEASE_SECONDS="10", JUROR_JOB_HEARTBEAT_SECONDS="5")
+    assert result.returncode != 0
+    assert "JUROR_JOB_LEASE_SECONDS must be more than 3 × JUROR_JOB_HEARTBEAT_SECONDS" in result.stderr
+    assert manage("check", JUROR_WORKER_LAUNCHER="mpi").returncode != 0

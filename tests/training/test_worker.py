@@ -14,7 +14,6 @@ import time
 import zipfile
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from tests.factories import ProjectFactory
@@ -252,10 +251,6 @@ def _alive(pid: str) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
-
-
-def test_settings_keep_the_lease_longer_than_the_heartbeat():
-    assert settings.JUROR_JOB_LEASE_SECONDS > 3 * settings.JUROR_JOB_HEARTBEAT_SECONDS
 
 
 def test_a_worker_cut_off_from_the_database_stops_its_child_before_its_lease_runs_out(settings, monkeypatch):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from .base import JobError, Kind, nothing_to_prepare, result_as_is
-from .export import finish_export, prepare_export
+from .export import prepare_export
 from .generate import finish_generate, prepare_generate
 
 KINDS: dict[str, Kind] = {
     "noop": Kind(prepare=nothing_to_prepare, finish=result_as_is),
     "generate": Kind(prepare=prepare_generate, finish=finish_generate),
-    "export": Kind(prepare=prepare_export, finish=finish_export),
+    "export": Kind(prepare=prepare_export, finish=result_as_is),
 }
 
 __all__ = ["KINDS", "JobError", "Kind"]

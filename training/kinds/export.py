@@ -9,7 +9,3 @@ from training.models import Job
 
 def prepare_export(job: Job, workdir: Path) -> dict:
     return {"project": job.project.slug}
-
-
-def finish_export(job: Job, workdir: Path, result: dict) -> dict:
-    return result

@@ -99,15 +99,15 @@ def run(ctx: Context) -> dict:
     variants = [(m, t) for m in ctx.inputs["models"] for t in cfg["temperatures"]]
     total = len(variants) * len(work)
     precision = resolve_precision(cfg["precision"])
-    done_sequences = sum(_done_batches(ctx, v, n_batches) for v in range(len(variants))) * batch_size
-    ctx.progress(min(done_sequences, total), total, "starting")
+    skips = [_done_batches(ctx, v, n_batches) for v in range(len(variants))]
+    ctx.progress(min(sum(skips) * batch_size, total), total, "starting")
     step = 0
     tokens = 0
     seconds = 0.0
     sizes: dict[str, int] = {}
     loaded: tuple[str, object, object] | None = None
     for v, (spec, temperature) in enumerate(variants):
-        skip = _done_batches(ctx, v, n_batches)
+        skip = skips[v]
         step += skip
         if skip == n_batches:
             continue

@@ -66,6 +66,8 @@ class Command(BaseCommand):
             self._follow(job)
 
     def _follow(self, job: Job) -> None:
+        # The raw stream under Django's OutputWrapper: the wrapper ends every write with a newline, and tqdm
+        # redraws its bar in place with \r.
         with tqdm(total=0, desc=f"job #{job.pk} {job.kind}", unit="step", file=self.stderr._out) as bar:
             while True:
                 job.refresh_from_db()
