@@ -33,7 +33,7 @@ def _active(now: datetime) -> Q:
 
 def _candidates(project: Project, annotator: AbstractBaseUser, now: datetime, *, gold: bool):
     mine = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
-    qs = Comparison.objects.filter(project=project).exclude(Exists(mine))
+    qs = Comparison.objects.filter(project=project, servable=True).exclude(Exists(mine))
     if gold:
         # Gold items are answered by everyone once; k does not apply.
         return qs.exclude(gold_choice="").order_by("?")

@@ -108,6 +108,11 @@ class Comparison(models.Model):
         default=0, help_text="Labels from this project's annotators; kept in step with Label rows by the services."
     )
     gold_choice = models.CharField(max_length=16, blank=True, help_text="Known answer for gold items.")
+    servable = models.BooleanField(
+        default=True,
+        help_text="False when a side is an empty answer (imported judged pairs): kept and counted in everything "
+        "computed from judgements, never served to annotators.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
