@@ -1,17 +1,11 @@
 from django.contrib import admin
 
-from .models import Invitation, Membership, Profile
-
-
-@admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "attributes"]
-    search_fields = ["user__username", "user__email"]
+from .models import Invitation, Membership
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "project", "role", "excluded_from_exports", "created_at"]
+    list_display = ["user", "project", "role", "attributes", "excluded_from_exports", "created_at"]
     list_editable = ["excluded_from_exports"]
     list_filter = ["role", "project", "excluded_from_exports"]
     search_fields = ["user__username", "project__slug", "project__name"]

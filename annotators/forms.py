@@ -6,15 +6,18 @@ from .models import Membership
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    # The user model's rules (length, allowed characters) are checked by services.member_add.
+    username = forms.CharField(max_length=get_user_model()._meta.get_field("username").max_length)
     password = forms.CharField(
         required=False,
         widget=forms.PasswordInput,
-        help_text="Only to create a new account; leave empty for an existing one.",
+        help_text="Only to create a new account; leave empty to add someone from a project you manage.",
     )
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
     attributes = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Segments, one key=value per line."
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Segments in this project, one key=value per line.",
     )
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from feedback.selectors import project_role, project_visible_or_404
 
 from .forms import InvitationForm, MemberAddForm, MembershipForm, SignUpForm
-from .models import Invitation, Membership, Profile
+from .models import Invitation, Membership
 from .services import (
     invitation_accept,
     invitation_create,
@@ -34,14 +34,13 @@ def _managed_project(request: HttpRequest, slug: str):
     return project
 
 
-def _attributes_text(user) -> str:
-    profile = Profile.objects.filter(user=user).first()
-    return "\n".join(f"{k}={v}" for k, v in (profile.attributes if profile else {}).items())
+def _attributes_text(membership: Membership) -> str:
+    return "\n".join(f"{k}={v}" for k, v in membership.attributes.items())
 
 
 def _members_context(request: HttpRequest, project, **extra) -> dict:
     memberships = project.memberships.select_related("user").order_by("user__username")
-    rows = [{"membership": m, "attributes": _attributes_text(m.user)} for m in memberships]
+    rows = [{"membership": m, "attributes": _attributes_text(m)} for m in memberships]
     invitations = Invitation.objects.filter(project=project, used_at__isnull=True).order_by("-created_at")
     return {
         "project": project,
@@ -75,6 +74,7 @@ def member_add_view(request: HttpRequest, slug: str) -> HttpResponse:
                 project=project,
                 username=form.cleaned_data["username"],
                 role=form.cleaned_data["role"],
+                by=request.user,
                 password=form.cleaned_data["password"],
                 attributes=attributes or None,
             )

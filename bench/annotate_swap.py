@@ -1,10 +1,11 @@
 """Submit-to-next-visible in a real browser: Debian's Chromium labels items on the annotate page with the
 keyboard, and the page itself times each swap (Enter keydown to the next item painted). Prints one JSON line.
 
-    .venv/bin/python bench/annotate_swap.py [--items 60]
+    .venv/bin/python bench/annotate_swap.py [--items 60] [--warmup 5] [--pairs 2000]
 
 Target: median under 150 ms on this machine. The next item is leased and rendered ahead, so the swap does not
-wait for the server; the bench also reports how long the label post itself took, for comparison.
+wait for the server; the bench also reports how long the label post itself took, for comparison. A smoke run
+at a tiny size is part of the test suite (tests/bench/test_annotate_swap_smoke.py).
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ new PerformanceObserver((list) => {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--items", type=int, default=60)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=60, help="items labelled in the browser")
+    parser.add_argument("--warmup", type=int, default=5, help="first swaps left out (page and server warming up)")
+    parser.add_argument("--pairs", type=int, default=2000, help="pairs in the project")
     args = parser.parse_args()
+    if not 0 <= args.warmup < args.items < args.pairs:
+        parser.error("need 0 <= --warmup < --items < --pairs")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/swap.sqlite3"
         env = {**os.environ, "DATABASE_URL": url, "JUROR_DATA_DIR": tmp}
         seed = (
             "import annotation_load as al; from django.core.management import call_command; "
-            "call_command('migrate', verbosity=0); pid, _ = al.seed(1); al.grow(pid, 2000, 0); "
+            f"call_command('migrate', verbosity=0); pid, _ = al.seed(1); al.grow(pid, {args.pairs}, 0); "
             "from django.contrib.auth import get_user_model; u = get_user_model().objects.get(username='annotator0'); "
             "u.set_password('swap-bench-pass-1'); u.save()"
         )
@@ -93,7 +98,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(10)
-    swaps = swaps[5:]  # the first few warm up the page and the server
+    swaps = swaps[args.warmup :]  # the first few warm up the page and the server
     print(
         json.dumps(
             {

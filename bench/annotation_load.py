@@ -5,9 +5,12 @@ served by gunicorn, on SQLite as shipped and on PostgreSQL. Prints one JSON line
 - next-item latency with 10k and with 1M comparisons in the project, and their ratio;
 - a reconciliation: labels acknowledged = labels stored, errors, over-assigned items.
 
-    .venv/bin/python bench/annotation_load.py [--db sqlite,postgres] [--seconds 10] [--big 1000000]
+    .venv/bin/python bench/annotation_load.py [--db sqlite,postgres] [--seconds 10] [--levels 1,8,32]
+        [--small 10000] [--big 1000000] [--rounds 200] [--pg postgres://postgres@127.0.0.1:5432/juror_bench_load]
 
-Each request loop is bounded in time and talks only to 127.0.0.1.
+Each request loop is bounded in time and talks only to 127.0.0.1. The PostgreSQL database is created for the
+run and dropped after it, also when the run fails or is stopped. A smoke run at a tiny size is part of the test
+suite (tests/bench/test_annotation_load_smoke.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -25,6 +29,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -57,10 +62,50 @@ def setup_django(url: str) -> None:
     django.setup()
 
 
+def insert_select(model, values: dict[str, str], source: str, params: list | tuple = ()) -> None:
+    """INSERT INTO the model's table, every column but the id, SELECT `values` FROM `source`.
+
+    `values` maps column names to SQL expressions (a literal % written %%). Every other column gets what the ORM
+    would store: the default the model declares, the time for auto_now(_add) fields, NULL where the field allows
+    it. The column list comes from the model, so a field added later is filled in; one that has no default and is
+    not nullable stops the bench here, named, instead of as a NOT NULL failure in the SQL."""
+    from django.db import connection
+    from django.utils import timezone
+
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unknown = set(values) - {f.column for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    columns, exprs, defaults = [], [], []
+    for field in fields:
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in values:
+            exprs.append(values[field.column])
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = timezone.now()
+        else:
+            value = field.get_default()  # "" for a text field without a default, as the ORM stores it
+        if value is None and not field.null:
+            raise ValueError(f"{model.__name__}.{field.name} has no default: give it a value in the bench's insert")
+        exprs.append("%s")
+        defaults.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as c:
+        c.execute(
+            f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(exprs)} FROM {source}",
+            [*defaults, *params],
+        )
+
+
 def grow(project_id: int, n: int, start: int) -> None:
     """Adds n prompts with one pair each, in SQL (an ORM loop would take an hour at 1M)."""
     from django.db import connection, transaction
 
+    from feedback.models import Comparison, Prompt, Response
+
+    if n <= 0:
+        return
     pg = connection.vendor == "postgresql"
     series = (
         f"SELECT generate_series({start}, {start + n - 1}) AS n"
@@ -68,32 +113,44 @@ def grow(project_id: int, n: int, start: int) -> None:
         else f"WITH RECURSIVE s(n) AS (SELECT {start} UNION ALL SELECT n + 1 FROM s WHERE n < {start + n - 1}) "
         "SELECT n FROM s"
     )
-    pad = "lpad(n::text, 63, '0')" if pg else "printf('%063d', n)"
+    pad = "lpad(n::text, 63, '0')" if pg else "printf('%%063d', n)"
     msg = (
         "jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Load question ' || n))"
         if pg
         else "json_array(json_object('role', 'user', 'content', 'Load question ' || n))"
     )
-    with transaction.atomic(), connection.cursor() as c:
-        c.execute("SELECT COALESCE(MAX(id), 0) FROM feedback_prompt")
-        last = c.fetchone()[0]
-        c.execute(
-            f"INSERT INTO feedback_prompt (project_id, messages, metadata, content_hash, created_at) "
-            f"SELECT {project_id}, {msg}, '{{}}', 'q' || {pad}, CURRENT_TIMESTAMP FROM ({series}) AS g"
+    with transaction.atomic():
+        with connection.cursor() as c:
+            c.execute("SELECT COALESCE(MAX(id), 0) FROM feedback_prompt")
+            last = c.fetchone()[0]
+        insert_select(
+            Prompt,
+            {"project_id": str(project_id), "messages": msg, "content_hash": f"'q' || {pad}"},
+            f"({series}) AS g",
         )
         for model in ("m0", "m1"):
-            c.execute(
-                "INSERT INTO feedback_response (prompt_id, text, model, generation, content_hash, created_at) "
-                f"SELECT id, 'Answer from {model} to question ' || id, '{model}', '{{}}', "
-                f"'{model}' || substr(content_hash, 3), CURRENT_TIMESTAMP "
-                "FROM feedback_prompt WHERE id > %s ORDER BY id",
+            insert_select(
+                Response,
+                {
+                    "prompt_id": "id",
+                    "text": f"'Answer from {model} to question ' || id",
+                    "model": f"'{model}'",
+                    "content_hash": f"'{model}' || substr(content_hash, 3)",
+                },
+                "feedback_prompt WHERE id > %s ORDER BY id",
                 [last],
             )
-        c.execute(
-            "INSERT INTO feedback_comparison (project_id, prompt_id, kind, response_a_id, response_b_id, members_key,"
-            " priority, label_count, gold_choice, created_at) "
-            f"SELECT {project_id}, p.id, 'pair', a.id, b.id, a.id || ',' || b.id, 0, 0, '', CURRENT_TIMESTAMP "
-            "FROM feedback_prompt p JOIN feedback_response a ON a.prompt_id = p.id AND a.model = 'm0' "
+        insert_select(
+            Comparison,
+            {
+                "project_id": str(project_id),
+                "prompt_id": "p.id",
+                "kind": "'pair'",
+                "response_a_id": "a.id",
+                "response_b_id": "b.id",
+                "members_key": "a.id || ',' || b.id",
+            },
+            "feedback_prompt p JOIN feedback_response a ON a.prompt_id = p.id AND a.model = 'm0' "
             "JOIN feedback_response b ON b.prompt_id = p.id AND b.model = 'm1' WHERE p.id > %s",
             [last],
         )
@@ -222,23 +279,29 @@ def drive(port: int, tokens: list[str], n: int, seconds: float, combined: bool =
     }
 
 
-def next_latency(port: int, token: str, rounds: int = 200) -> float:
+def next_latency(port: int, token: str, rounds: int = 200) -> tuple[float, int]:
+    """Median ms of `next` over `rounds` items labelled one at a time, and how many labels were acknowledged."""
     w = Annotator(port, token, time.perf_counter() + 120)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    times = []
+    times, labelled = [], 0
     for _ in range(rounds):
         status, data, ms = w.request(conn, "GET", "/api/v1/projects/load/next/")
+        if status != 200:
+            break  # 204: nothing left for this annotator
         times.append(ms)
         item = json.loads(data)
-        w.request(
+        status, _, _ = w.request(
             conn,
             "POST",
             f"/api/v1/assignments/{item['assignment_id']}/label/",
             json.dumps({"choice": "a"}),
             {"Content-Type": "application/json"},
         )
+        labelled += status == 201
     conn.close()
-    return statistics.median(times)
+    if not times:
+        raise RuntimeError("no item was served for the next-latency figure")
+    return statistics.median(times), labelled
 
 
 def serve(url: str, data_dir: str) -> tuple[subprocess.Popen, int]:
@@ -272,13 +335,15 @@ def serve(url: str, data_dir: str) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("gunicorn did not start")
 
 
-def run_child(label: str, url: str, seconds: float, big: int) -> None:
+def run_child(label: str, url: str, args: argparse.Namespace) -> None:
     setup_django(url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    project_id, tokens = seed(max(LEVELS) + 2)
-    grow(project_id, 10_000, 0)
+    project_id, tokens = seed(max(args.levels) + 2)
+    grow(project_id, args.small, 0)
+    if args.fail_after_setup:
+        raise RuntimeError("annotation_load: failing after set-up, as --fail-after-setup asks")
     with tempfile.TemporaryDirectory() as data_dir:
         proc, port = serve(url, data_dir)
         try:
@@ -286,27 +351,30 @@ def run_child(label: str, url: str, seconds: float, big: int) -> None:
             for mode in ("separate", "combined"):
                 # separate: GET next, then POST label; combined: POST label?next=1 returns the next item, which
                 # is what the annotate page does (one round trip per item).
-                for n in LEVELS:
-                    figures = drive(port, tokens, n, seconds, combined=mode == "combined")
+                for n in args.levels:
+                    figures = drive(port, tokens, n, args.seconds, combined=mode == "combined")
                     sent += figures["labels"]
-                    line = {"bench": "annotation_load", "db": label, "mode": mode, "annotators": n, "seconds": seconds}
-                    print(json.dumps({**line, **figures}), flush=True)
-            small = next_latency(port, tokens[-2])
-            grow(project_id, big - 10_000, 10_000)
-            large = next_latency(port, tokens[-1])
+                    line = {"bench": "annotation_load", "db": label, "mode": mode, "annotators": n}
+                    print(json.dumps({**line, "seconds": args.seconds, **figures}), flush=True)
+            small, labelled = next_latency(port, tokens[-2], args.rounds)
+            sent += labelled
+            grow(project_id, args.big - args.small, args.small)
+            large, labelled = next_latency(port, tokens[-1], args.rounds)
+            sent += labelled
             print(
                 json.dumps(
                     {
                         "bench": "annotation_next_vs_size",
                         "db": label,
-                        "next_ms_p50_10k": round(small, 2),
-                        f"next_ms_p50_{big // 1000}k": round(large, 2),
+                        "comparisons_small": args.small,
+                        "comparisons_big": args.big,
+                        "next_ms_p50_small": round(small, 2),
+                        "next_ms_p50_big": round(large, 2),
                         "ratio": round(large / small, 2),
                     }
                 ),
                 flush=True,
             )
-            sent += 400
         finally:
             proc.terminate()
             proc.wait(10)
@@ -318,33 +386,64 @@ def run_child(label: str, url: str, seconds: float, big: int) -> None:
     )
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # As an exception, so the finally blocks stop gunicorn and drop the PostgreSQL database.
+    raise SystemExit(128 + signum)
+
+
+def pg_database(url: str, *, create: bool) -> None:
+    """Drops the PostgreSQL database that `url` names, then creates it afresh when asked."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = sql.Identifier(unquote(parts.path.lstrip("/")))
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        # FORCE: a crashed run may leave connections behind (a gunicorn worker still shutting down).
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        if create:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10, help="length of each load level")
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="annotators at once, per level")
+    parser.add_argument("--small", type=int, default=10_000, help="comparisons in the project during the load")
+    parser.add_argument("--big", type=int, default=1_000_000, help="comparisons for the second next-latency figure")
+    parser.add_argument("--rounds", type=int, default=200, help="items labelled for each next-latency figure")
+    parser.add_argument("--pg", default=f"{PG_SERVER}/{PG_DB}", help="PostgreSQL database to create, use and drop")
+    parser.add_argument("--fail-after-setup", action="store_true", help="crash once the database is built (tests)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.levels = [int(n) for n in args.levels.split(",")]
+    if not 0 < args.small <= args.big:
+        parser.error("--small must be positive and at most --big")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if args.child:
-        run_child(args.child[0], args.child[1], args.seconds, args.big)
+        run_child(args.child[0], args.child[1], args)
         return
     for db in args.db.split(","):
         with tempfile.TemporaryDirectory() as tmp:
+            url = args.pg if db == "postgres" else f"sqlite:///{tmp}/load.sqlite3"
             if db == "postgres":
-                import psycopg
-
-                with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-                    conn.execute(f"CREATE DATABASE {PG_DB}")
-                url = f"{PG_SERVER}/{PG_DB}"
-            else:
-                url = f"sqlite:///{tmp}/load.sqlite3"
-            env = {**os.environ, "JUROR_DATA_DIR": tmp}
-            cmd = [sys.executable, __file__, "--child", db, url, "--seconds", str(args.seconds), "--big", str(args.big)]
-            subprocess.run(cmd, check=True, env=env)
-            if db == "postgres":
-                with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
+                pg_database(url, create=True)
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, __file__, "--child", db, url, *sys.argv[1:]],
+                    env={**os.environ, "JUROR_DATA_DIR": tmp},
+                )
+                try:
+                    if child.wait():
+                        raise SystemExit(f"annotation_load on {db} failed (exit {child.returncode})")
+                finally:
+                    if child.poll() is None:  # we were stopped: stop it too, then drop its database
+                        child.terminate()
+                        child.wait(30)
+            finally:
+                if db == "postgres":
+                    pg_database(url, create=False)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ seconds, rows/s and the process's peak RSS.
 
     .venv/bin/python bench/export_speed.py [--labels 1000000] [--kinds labels,pairs] [--formats parquet,jsonl,csv,hf]
 
-Target: at least 100k rows/s for Parquet and peak RSS under 500 MB at 1M labels.
+Target: at least 100k rows/s for Parquet and peak RSS under 500 MB at 1M labels. A smoke run at a tiny size
+(`--labels 30`) is part of the test suite (tests/bench/test_export_speed_smoke.py).
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ def setup_django(url: str) -> None:
 
 
 def build(labels: int) -> None:
-    from annotation_load import grow
+    from annotation_load import grow, insert_select
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from annotators.models import Membership
-    from feedback.models import Project
+    from feedback.models import Comparison, Label, Project
 
     call_command("migrate", verbosity=0)
     project = Project.objects.create(slug="export", name="Export bench", labels_per_item=ANNOTATORS)
@@ -47,17 +48,23 @@ def build(labels: int) -> None:
     for user in users:
         Membership.objects.create(user=user, project=project)
     grow(project.id, -(-labels // ANNOTATORS), 0)
-    with transaction.atomic(), connection.cursor() as c:
+    with transaction.atomic():
         for user in users:
             # Mostly "a", a third "b", so majority and agreement have work to do.
-            c.execute(
-                "INSERT INTO feedback_label (comparison_id, annotator_id, source, choice, strength, rationale, "
-                "shown_left_id, time_spent_ms, created_at) "
-                f"SELECT id, {user.id}, '', CASE WHEN (id + {user.id}) % 3 = 0 THEN 'b' ELSE 'a' END, 2, '', "
-                "response_a_id, 1500, CURRENT_TIMESTAMP FROM feedback_comparison WHERE project_id = %s",
+            insert_select(
+                Label,
+                {
+                    "comparison_id": "id",
+                    "annotator_id": str(user.id),
+                    "choice": f"CASE WHEN (id + {user.id}) %% 3 = 0 THEN 'b' ELSE 'a' END",
+                    "strength": "2",
+                    "shown_left_id": "response_a_id",
+                    "time_spent_ms": "1500",
+                },
+                "feedback_comparison WHERE project_id = %s",
                 [project.id],
             )
-        c.execute("UPDATE feedback_comparison SET label_count = %s", [ANNOTATORS])
+        Comparison.objects.filter(project=project).update(label_count=ANNOTATORS)
 
 
 def export_once(kind: str, fmt: str, out: str) -> None:
@@ -80,7 +87,7 @@ def export_once(kind: str, fmt: str, out: str) -> None:
                 "format": fmt,
                 "rows": rows,
                 "seconds": round(seconds, 2),
-                "rows_per_s": round(rows / seconds),
+                "rows_per_s": round(rows / seconds) if seconds else None,
                 "peak_rss_mb": round(peak_mb, 1),
             }
         ),

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything looks a value up: a NUL in the path, query or form is a 400, not a PostgreSQL 500.
+    "config.inputs.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -166,7 +168,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # config/inputs.py: the JSON parser refuses deep nesting, NUL and oversized bodies; ?limit= is capped.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.inputs.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.inputs.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
 }
@@ -201,6 +209,8 @@ CONTENT_SECURITY_POLICY = {
 # Import limits: a gzip bomb or a runaway file stops at these, with a message naming the limit.
 JUROR_IMPORT_MAX_BYTES = int(os.environ.get("JUROR_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
 JUROR_IMPORT_MAX_ROWS = int(os.environ.get("JUROR_IMPORT_MAX_ROWS", "2000000"))
+# One line (one CSV row, one JSONL object) at most; lines are read in bounded pieces, never whole.
+JUROR_IMPORT_MAX_LINE_BYTES = int(os.environ.get("JUROR_IMPORT_MAX_LINE_BYTES", str(16 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

@@ -13,7 +13,7 @@ from .annotation import item_view
 from .assignment import assignment_queue
 from .exports.requests import export_zip_response, options_from
 from .imports.uploads import upload_import
-from .labels import Judgement, LabelRejected, label_submit
+from .labels import IdempotencyConflict, Judgement, LabelRejected, label_submit
 from .models import Assignment
 from .permissions import IsProjectManagerOrReadOnly
 from .selectors import project_list_for, project_role, project_stats
@@ -103,12 +103,21 @@ class AssignmentViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=LabelRequestSerializer,
-        responses={201: LabelResultSerializer, 200: LabelResultSerializer},
-        parameters=[OpenApiParameter("next", bool, description="Also lease the next item and return it as `next`.")],
+        responses={201: LabelResultSerializer, 200: LabelResultSerializer, 400: dict, 409: dict},
+        parameters=[
+            OpenApiParameter("next", bool, description="Also lease the next item and return it as `next`."),
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="Up to 100 characters; a retry with the same key returns the first label.",
+            ),
+        ],
     )
     @action(detail=True, methods=["post"])
     def label(self, request, pk=None):
-        """Records the judgement. Honours the Idempotency-Key header: a retry returns the first label (200).
+        """Records the judgement. Honours the Idempotency-Key header: a retry returns the first label (200); the
+        same key on another assignment is a 409, a key over 100 characters a 400.
 
         With `?next=1` the answer also carries the next item (or null), as the annotate page gets it: one round
         trip per item instead of two."""
@@ -122,6 +131,8 @@ class AssignmentViewSet(viewsets.GenericViewSet):
                 judgement=Judgement(**form.validated_data),
                 idempotency_key=request.headers.get("Idempotency-Key") or None,
             )
+        except IdempotencyConflict as exc:
+            return Response({exc.field: [exc.message]}, status=status.HTTP_409_CONFLICT)
         except LabelRejected as exc:
             return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
         body = {

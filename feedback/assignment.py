@@ -63,7 +63,8 @@ def _lease(comparison: Comparison, annotator, project: Project, now: datetime, r
         annotator=annotator,
         display_order=order,
         leased_at=now,
-        expires_at=now + timedelta(minutes=project.lease_minutes),
+        # Never a lease that is over as it is made (the settings refuse 0; this covers an unsaved project).
+        expires_at=now + timedelta(minutes=max(project.lease_minutes, 1)),
     )
 
 

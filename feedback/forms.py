@@ -15,18 +15,25 @@ class ImportForm(forms.Form):
     )
 
 
+def small_int(text: str | None) -> int | None:
+    """A form value of 1–18 ASCII digits as an int, else None. Not `isdigit()`: "²" is a digit to it, and int()
+    refuses it; nor any length: a 20-digit id overflows a database integer."""
+    if text and len(text) <= 18 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def judgement_from_post(data, *, kind: str, n_responses: int):
     """Reads the label form (browser or no-JS post) into a Judgement; rankings come as rank_<key> fields."""
-    time_spent = data.get("time_spent_ms")
-    time_spent_ms = int(time_spent) if time_spent and time_spent.isdigit() else None
+    time_spent_ms = small_int(data.get("time_spent_ms"))
     strength = data.get("strength") or None
     if kind == "ranking":
         ranks = {}
         for key in display_keys(n_responses):
-            value = data.get(f"rank_{key}", "")
-            if not value.isdigit():
+            rank = small_int(data.get(f"rank_{key}", ""))
+            if rank is None:
                 raise LabelRejected("choice", f"give response {key.upper()} a rank")
-            ranks[key] = int(value)
+            ranks[key] = rank
         groups = [sorted(k for k in ranks if ranks[k] == r) for r in sorted(set(ranks.values()))]
         choice = [g[0] if len(g) == 1 else g for g in groups]
     else:

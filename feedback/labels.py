@@ -13,6 +13,7 @@ from django.utils import timezone
 from .models import Assignment, Comparison, Label, Project
 
 UNDO_WINDOW = timedelta(seconds=60)
+KEY_TAKEN = "this Idempotency-Key belongs to another label: send a new key for each item"
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 
@@ -23,6 +24,20 @@ class LabelRejected(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class IdempotencyConflict(LabelRejected):
+    """The Idempotency-Key already names another of the annotator's labels (the API answers 409)."""
+
+
+IDEMPOTENCY_KEY_MAX = Label._meta.get_field("idempotency_key").max_length
+
+
+def _checked_idempotency_key(key: str) -> str:
+    # Checked here, not by the column: a longer key or a NUL would be a database error on PostgreSQL.
+    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise LabelRejected("Idempotency-Key", f"a key is 1–{IDEMPOTENCY_KEY_MAX} printable characters")
+    return key
 
 
 @dataclass(frozen=True)
@@ -103,11 +118,16 @@ def label_submit(
     """Records one judgement; returns (label, created).
 
     A second submit of the same assignment (double click, retry, second tab) or of the same Idempotency-Key
-    returns the first label unchanged. A submit after the lease expired is still stored: the work was done.
+    returns the first label unchanged. A key that already names a label of another assignment is refused
+    (IdempotencyConflict): answering "already done" would store nothing and leave this item leased.
+    A submit after the lease expired is still stored: the work was done.
     """
     now = now or timezone.now()
     if idempotency_key:
+        _checked_idempotency_key(idempotency_key)
         earlier = Label.objects.filter(annotator=annotator, idempotency_key=idempotency_key).first()
+        if earlier and earlier.assignment_id != assignment.pk:
+            raise IdempotencyConflict("Idempotency-Key", KEY_TAKEN)
         if earlier:
             return earlier, False
     # Lock the assignment so concurrent submits of it queue here and the second finds the first's label.
@@ -143,8 +163,8 @@ def label_submit(
             time_spent_ms=max(elapsed, 0),
             idempotency_key=idempotency_key or None,
         )
-    except IntegrityError:  # the same Idempotency-Key on another assignment
-        raise LabelRejected("Idempotency-Key", "this key was already used for another label") from None
+    except IntegrityError:  # the same Idempotency-Key on another assignment, submitted at the same moment
+        raise IdempotencyConflict("Idempotency-Key", KEY_TAKEN) from None
     Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, finished_at=now)
     Comparison.objects.filter(pk=comparison.pk).update(label_count=F("label_count") + 1)
     return label, True
@@ -176,7 +196,7 @@ def label_undo(*, annotator: AbstractBaseUser, project: Project, now: datetime |
     assignment.status = Assignment.Status.LEASED
     assignment.finished_at = None
     # Its leased_at is older than anything else the annotator holds, so the queue shows it first.
-    assignment.expires_at = now + timedelta(minutes=project.lease_minutes)
+    assignment.expires_at = now + timedelta(minutes=max(project.lease_minutes, 1))
     assignment.save(update_fields=["status", "finished_at", "expires_at"])
     return assignment
 

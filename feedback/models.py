@@ -6,8 +6,14 @@ response), so a bug in one writer cannot corrupt what the exports and trainers r
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+
+
+LABELS_PER_ITEM_MAX = 100
+LEASE_MINUTES_MAX = 24 * 60
+MAX_PAIRS_PER_PROMPT_MAX = 1000
 
 
 class Project(models.Model):
@@ -23,15 +29,33 @@ class Project(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators above every item.")
-    labels_per_item = models.PositiveSmallIntegerField(default=3, help_text="k: distinct annotators per item.")
-    lease_minutes = models.PositiveSmallIntegerField(default=10)
+    # Every setting has a validator, so the API's serializer, the admin and any ModelForm refuse a bad value with
+    # a message naming the range before the CHECK constraints below would turn it into a database error.
+    labels_per_item = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(LABELS_PER_ITEM_MAX)],
+        help_text=f"k: distinct annotators per item (1–{LABELS_PER_ITEM_MAX}).",
+    )
+    lease_minutes = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(LEASE_MINUTES_MAX)],
+        help_text=f"How long an annotator holds an item before it goes back to the pool (1–{LEASE_MINUTES_MAX}).",
+    )
     allow_tie = models.BooleanField(default=True)
     allow_both_bad = models.BooleanField(default=True)
     strength_mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.OPTIONAL)
     rationale_mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.OPTIONAL)
     hide_model_names = models.BooleanField(default=True)
-    gold_rate = models.FloatField(default=0.0, help_text="Share of served items that are gold (0–1).")
-    max_pairs_per_prompt = models.PositiveSmallIntegerField(default=6)
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of served items that are gold (0–1).",
+    )
+    max_pairs_per_prompt = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PAIRS_PER_PROMPT_MAX)],
+        help_text=f"At most this many pairs are made from one prompt's responses (1–{MAX_PAIRS_PER_PROMPT_MAX}).",
+    )
     comparison_mode = models.CharField(max_length=10, choices=ComparisonMode.choices, default=ComparisonMode.PAIRS)
     show_gold_accuracy = models.BooleanField(default=False, help_text="Show annotators their own gold accuracy.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -41,6 +65,10 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"),
             models.CheckConstraint(condition=Q(labels_per_item__gte=1), name="project_k_positive"),
             models.CheckConstraint(condition=Q(max_pairs_per_prompt__gte=1), name="project_pair_cap_positive"),
+            # A zero lease expires as it is made: every claim would burn a new item for nobody.
+            models.CheckConstraint(
+                condition=Q(lease_minutes__gte=1) & Q(lease_minutes__lte=LEASE_MINUTES_MAX), name="project_lease_range"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -84,8 +84,10 @@ def _dated_people_filters(qs: QuerySet, project: Project, options: ExportOptions
     if excluded:
         qs = qs.exclude(**{f"{person}_id__in": excluded})
     if options.segment:
+        # The person's segment in this project (their membership here), never one set in another project.
         key, value = (part.strip() for part in options.segment.split("=", 1))
-        qs = qs.filter(**{f"{person}__profile__attributes__{key}": value})
+        in_segment = Membership.objects.filter(project=project, **{f"attributes__{key}": value})
+        qs = qs.filter(**{f"{person}_id__in": in_segment.values("user_id")})
     return qs
 
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RowProblem
-from .hh import looks_like_transcript, split_pair
+from .hh import first_difference, looks_like_transcript, split_pair
+from .readers import CsvRow
 
 ROLES = {"system", "user", "assistant"}
+SOURCE_MAX = 120
+"""Label.source's length."""
+TEXT_OR_LIST = {"prompt", "chosen", "rejected"}
+"""Fields that hold text or a list of messages: a CSV cell there is a list only when it parses as a JSON list."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,59 @@ def _require(row: dict, name: str) -> Any:
     return row[name]
 
 
-def _maybe_json(value: Any, name: str) -> Any:
-    """CSV cells carry lists and objects as JSON text."""
-    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RowProblem(name, f"malformed JSON in the cell ({exc.msg})") from None
+def _cell(row: dict, name: str) -> Any:
+    """The field's value. Only a CSV cell is ever parsed as JSON (CSV has no lists or objects of its own); a
+    string in JSONL, Parquet or an HF dataset is text, whatever it starts with ("[INST] …", "[0] …")."""
+    value = row.get(name)
+    if not isinstance(row, CsvRow) or not isinstance(value, str) or value.lstrip()[:1] not in ("[", "{"):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        if name in TEXT_OR_LIST:
+            return value
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
+        raise RowProblem(name, f"malformed JSON in the cell ({reason})") from None
+    if name in TEXT_OR_LIST and not isinstance(parsed, list):
+        return value
+    return parsed
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str, name: str) -> str:
+    """PostgreSQL stores no NUL character in text or jsonb, and a lone surrogate is not Unicode at all: refused
+    as a row problem on every database, so a file behaves the same everywhere and --skip-invalid can skip it."""
+    bad = _UNSTORABLE.search(value)
+    if bad:
+        if bad.group() == "\x00":
+            raise RowProblem(name, "contains a NUL character (\\u0000), which cannot be stored")
+        raise RowProblem(name, "contains an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text")
+    return value
+
+
+def _json_value(value: Any, name: str) -> Any:
+    """Checks what will be stored as JSON (metadata, generation settings): keys and text storable, numbers
+    finite (jsonb has no NaN), nothing JSON cannot hold. Walks without recursion: the value may nest deeply."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            _storable(v, name)
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise RowProblem(name, f"has a key that is not text ({k!r})")
+                _storable(k, name)
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise RowProblem(name, "holds NaN or Infinity, which JSON cannot store")
+        elif v is not None and not isinstance(v, bool | int):
+            raise RowProblem(name, f"holds {_type_name(v)}, which JSON cannot store")
     return value
 
 
@@ -104,7 +156,14 @@ def _text(value: Any, name: str) -> str:
         raise RowProblem(name, f"expected text, got {_type_name(value)}")
     if not value.strip():
         raise RowProblem(name, "empty text")
-    return value
+    return _storable(value, name)
+
+
+def _answer(value: Any, name: str) -> str:
+    """A judged answer: text, and an empty one is a real outcome (it lost), stored as "" and never served."""
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected text, got {_type_name(value)}")
+    return _storable(value, name) if value.strip() else ""
 
 
 def _type_name(value: Any) -> str:
@@ -113,8 +172,8 @@ def _type_name(value: Any) -> str:
     )
 
 
-def _messages(value: Any, name: str) -> list[dict]:
-    value = _maybe_json(value, name)
+def _messages(value: Any, name: str, *, empty_reply: bool = False) -> list[dict]:
+    """`empty_reply`: a judged conversation's final assistant turn may be empty (an answer that lost)."""
     if not isinstance(value, list) or not value:
         raise RowProblem(name, f"expected a non-empty list of messages, got {_type_name(value)}")
     out = []
@@ -124,19 +183,22 @@ def _messages(value: Any, name: str) -> list[dict]:
         role, content = m.get("role"), m.get("content")
         if not isinstance(role, str) or role not in ROLES:
             raise RowProblem(name, f"message {i} has role {role!r}; expected system, user or assistant")
-        if not isinstance(content, str) or not content.strip():
+        if isinstance(content, str) and not content.strip() and empty_reply and i == len(value) and role == "assistant":
+            content = ""
+        elif not isinstance(content, str) or not content.strip():
             raise RowProblem(name, f"message {i} has empty or missing content")
-        out.append({"role": role, "content": content})
+        out.append({"role": role, "content": _storable(content, name)})
     return out
 
 
 def _prompt_messages(row: dict) -> list[dict]:
     """The prompt as chat messages, from `messages` or `prompt` (text or messages); ends with a user turn."""
     if _present(row, "messages"):
-        name, msgs = "messages", _messages(row["messages"], "messages")
+        name, msgs = "messages", _messages(_cell(row, "messages"), "messages")
     else:
         name = "prompt"
-        value = _maybe_json(_require(row, "prompt"), "prompt")
+        _require(row, "prompt")
+        value = _cell(row, "prompt")
         msgs = (
             _messages(value, "prompt")
             if isinstance(value, list)
@@ -148,32 +210,39 @@ def _prompt_messages(row: dict) -> list[dict]:
 
 
 def _metadata(row: dict) -> dict:
-    value = _maybe_json(row.get("metadata"), "metadata")
+    value = _cell(row, "metadata")
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
         raise RowProblem("metadata", f"expected an object, got {_type_name(value)}")
-    return value
+    return _json_value(value, "metadata")
 
 
 def _model(row: dict, name: str) -> str:
+    """A model name; a number ("7", 2024 from a spreadsheet or a numeric column) is a name too."""
     value = row.get(name)
     if value is None or value == "":
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        value = str(value)
     if not isinstance(value, str):
         raise RowProblem(name, f"expected a model name, got {_type_name(value)}")
     if len(value) > 200:
         raise RowProblem(name, "model name longer than 200 characters")
-    return value
+    return _storable(value, name)
 
 
 def _generation(value: Any, name: str) -> dict:
-    value = _maybe_json(value, name)
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
         raise RowProblem(name, f"expected an object of generation settings, got {_type_name(value)}")
-    return value
+    return _json_value(value, name)
+
+
+def _diverge(first: str, second: str, a: list[dict], b: list[dict]) -> RowProblem:
+    n = first_difference(a, b)
+    return RowProblem(second, f"{first} and {second} diverge before their last turn (they first differ at message {n})")
 
 
 def _last_assistant(conversation: list[dict], name: str) -> tuple[list[dict], str]:
@@ -200,10 +269,10 @@ def parse_responses(row: dict, source: str | None) -> ResponsesRecord:
         reply = Reply(
             _text(_require(row, "response"), "response"),
             _model(row, "model"),
-            _generation(row.get("generation"), "generation"),
+            _generation(_cell(row, "generation"), "generation"),
         )
         return ResponsesRecord(messages, metadata, [reply])
-    items = _maybe_json(row["responses"], "responses")
+    items = _cell(row, "responses")
     if not isinstance(items, list) or not items:
         raise RowProblem("responses", f"expected a non-empty list, got {_type_name(items)}")
     replies = []
@@ -226,17 +295,20 @@ def parse_responses(row: dict, source: str | None) -> ResponsesRecord:
 
 
 def parse_preferences(row: dict, source: str | None) -> JudgedPairRecord:
-    chosen = _maybe_json(_require(row, "chosen"), "chosen")
-    rejected = _maybe_json(_require(row, "rejected"), "rejected")
+    _require(row, "chosen")
+    _require(row, "rejected")
+    chosen, rejected = _cell(row, "chosen"), _cell(row, "rejected")
     metadata = _metadata(row)
     has_prompt = _present(row, "prompt")
     if not has_prompt and looks_like_transcript(chosen):
         if not isinstance(rejected, str):
             raise RowProblem("rejected", f"expected a transcript like 'chosen', got {_type_name(rejected)}")
+        _storable(chosen, "chosen")
+        _storable(rejected, "rejected")
         messages, c_text, r_text = split_pair(chosen, rejected)
     elif isinstance(chosen, list) or isinstance(rejected, list):
-        c_conv = _messages(chosen, "chosen")
-        r_conv = _messages(rejected, "rejected")
+        c_conv = _messages(chosen, "chosen", empty_reply=True)
+        r_conv = _messages(rejected, "rejected", empty_reply=True)
         if has_prompt:  # TRL conversational with an explicit prompt: chosen/rejected hold the reply turns
             messages = _prompt_messages(row)
             if len(c_conv) != 1 or len(r_conv) != 1:
@@ -247,14 +319,14 @@ def parse_preferences(row: dict, source: str | None) -> JudgedPairRecord:
             messages, c_text = _last_assistant(c_conv, "chosen")
             r_prefix, r_text = _last_assistant(r_conv, "rejected")
             if messages != r_prefix:
-                raise RowProblem("rejected", "chosen and rejected conversations diverge before their last turn")
+                raise _diverge("chosen", "rejected", c_conv, r_conv)
             if not messages or messages[-1]["role"] != "user":
                 raise RowProblem("chosen", "the conversation has no user turn before the reply")
     else:
         if not has_prompt:
             raise RowProblem("prompt", "missing (and chosen is not an HH-style 'Human:/Assistant:' transcript)")
         messages = _prompt_messages(row)
-        c_text, r_text = _text(chosen, "chosen"), _text(rejected, "rejected")
+        c_text, r_text = _answer(chosen, "chosen"), _answer(rejected, "rejected")
     first = Reply(c_text, _model(row, "chosen_model"))
     second = Reply(r_text, _model(row, "rejected_model"))
     _distinct(first, second)
@@ -268,22 +340,22 @@ def parse_arena(row: dict, source: str | None) -> JudgedPairRecord:
     winner = _require(row, "winner")
     if not isinstance(winner, str) or winner not in _ARENA_WINNER:
         raise RowProblem("winner", f"{winner!r} is not one of model_a, model_b, tie, tie (bothbad)")
-    model_a, model_b = _text(_require(row, "model_a"), "model_a"), _text(_require(row, "model_b"), "model_b")
+    model_a, model_b = _required_model(row, "model_a"), _required_model(row, "model_b")
     if _present(row, "conversation_a") or _present(row, "conversation_b"):
-        messages, text_a = _last_assistant(
-            _messages(_require(row, "conversation_a"), "conversation_a"), "conversation_a"
-        )
-        prefix_b, text_b = _last_assistant(
-            _messages(_require(row, "conversation_b"), "conversation_b"), "conversation_b"
-        )
+        _require(row, "conversation_a")
+        _require(row, "conversation_b")
+        conv_a = _messages(_cell(row, "conversation_a"), "conversation_a", empty_reply=True)
+        conv_b = _messages(_cell(row, "conversation_b"), "conversation_b", empty_reply=True)
+        messages, text_a = _last_assistant(conv_a, "conversation_a")
+        prefix_b, text_b = _last_assistant(conv_b, "conversation_b")
         if messages != prefix_b:
-            raise RowProblem("conversation_b", "conversation_a and conversation_b diverge before their last turn")
+            raise _diverge("conversation_a", "conversation_b", conv_a, conv_b)
         if not messages or messages[-1]["role"] != "user":
             raise RowProblem("conversation_a", "the conversation has no user turn before the reply")
     else:
         messages = _prompt_messages(row)
-        text_a = _text(_require(row, "response_a"), "response_a")
-        text_b = _text(_require(row, "response_b"), "response_b")
+        text_a = _answer(_require(row, "response_a"), "response_a")
+        text_b = _answer(_require(row, "response_b"), "response_b")
     first, second = Reply(text_a, model_a), Reply(text_b, model_b)
     _distinct(first, second)
     return JudgedPairRecord(messages, _metadata(row), first, second, _ARENA_WINNER[winner], _row_source(row, source))
@@ -293,7 +365,7 @@ def parse_alpaca_eval(row: dict, source: str | None) -> JudgedPairRecord:
     instruction = _text(_require(row, "instruction"), "instruction")
     extra = row.get("input")
     if isinstance(extra, str) and extra.strip():
-        instruction = f"{instruction}\n\n{extra}"
+        instruction = f"{instruction}\n\n{_storable(extra, 'input')}"
     pref = _require(row, "preference")
     if isinstance(pref, str):
         try:
@@ -305,21 +377,43 @@ def parse_alpaca_eval(row: dict, source: str | None) -> JudgedPairRecord:
     outcome = {1.0: "first", 2.0: "second", 1.5: "tie"}.get(float(pref))
     if outcome is None:
         raise RowProblem("preference", f"{pref} is not 1, 2 or 1.5")
-    first = Reply(_text(_require(row, "output_1"), "output_1"), _model(row, "generator_1"))
-    second = Reply(_text(_require(row, "output_2"), "output_2"), _model(row, "generator_2"))
+    first = Reply(_answer(_require(row, "output_1"), "output_1"), _model(row, "generator_1"))
+    second = Reply(_answer(_require(row, "output_2"), "output_2"), _model(row, "generator_2"))
     _distinct(first, second)
-    src = _row_source(row, source) if row.get("source") else (row.get("annotator") or source)
+    annotator = row.get("annotator")
+    if not _present(row, "source") and isinstance(annotator, str) and annotator.strip():
+        src = _source_name(annotator, "annotator")
+    else:
+        src = _row_source(row, source)
     messages = [{"role": "user", "content": instruction}]
-    return JudgedPairRecord(messages, _metadata(row), first, second, outcome, src if isinstance(src, str) else source)
+    return JudgedPairRecord(messages, _metadata(row), first, second, outcome, src)
+
+
+def _required_model(row: dict, name: str) -> str:
+    _require(row, name)
+    model = _model(row, name)
+    if not model.strip():
+        raise RowProblem(name, "empty text")
+    return model
+
+
+def _source_name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) > SOURCE_MAX:
+        raise RowProblem(name, f"expected a source name of at most {SOURCE_MAX} characters")
+    return _storable(value, name)
+
+
+def default_source(name: str | None) -> str | None:
+    """The file name as a source, cut to fit Label.source: its start and its end stay, so it is recognisable."""
+    if not name or len(name) <= SOURCE_MAX:
+        return name
+    return f"{name[: SOURCE_MAX - 21]}…{name[-20:]}"
 
 
 def _row_source(row: dict, default: str | None) -> str | None:
-    value = row.get("source")
-    if value in (None, ""):
-        return default
-    if not isinstance(value, str) or len(value) > 120:
-        raise RowProblem("source", "expected a source name of at most 120 characters")
-    return value
+    if not _present(row, "source"):
+        return default_source(default)
+    return _source_name(row["source"], "source")
 
 
 PARSERS = {

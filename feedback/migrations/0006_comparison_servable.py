@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from feedback.db_triggers import drop, install
+
 
 class Migration(migrations.Migration):
 
@@ -10,9 +12,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # SQLite rebuilds feedback_comparison for this ALTER; its triggers must be dropped around it.
+        migrations.RunPython(drop, install),
         migrations.AddField(
             model_name='comparison',
             name='servable',
             field=models.BooleanField(default=True, help_text='False when a side is an empty answer (imported judged pairs): kept and counted in everything computed from judgements, never served to annotators.'),
         ),
+        migrations.RunPython(install, drop),
     ]

@@ -18,7 +18,7 @@ from feedback.annotation import (
     item_view,
 )
 from feedback.assignment import assignment_queue
-from feedback.forms import judgement_from_post
+from feedback.forms import judgement_from_post, small_int
 from feedback.labels import LabelRejected, label_submit, label_undo
 from feedback.models import Assignment, Flag, Project
 from feedback.selectors import project_list_for, project_visible_or_404
@@ -31,8 +31,8 @@ def _project(request: HttpRequest, slug: str) -> Project:
 
 
 def _assignment(request: HttpRequest, project: Project) -> Assignment:
-    pk = request.POST.get("assignment_id", "")
-    if not pk.isdigit():
+    pk = small_int(request.POST.get("assignment_id", ""))
+    if pk is None:
         raise Http404("No such item")
     return get_object_or_404(
         Assignment.objects.select_related("comparison__project", "comparison__prompt"),
@@ -162,13 +162,12 @@ def annotate_flag(request: HttpRequest, slug: str) -> HttpResponse:
 def annotate_demonstration(request: HttpRequest, slug: str) -> HttpResponse:
     project = _project(request, slug)
     assignment = _assignment(request, project)
-    based_on = request.POST.get("based_on", "")
     try:
         demonstration_create(
             assignment=assignment,
             annotator=request.user,
             text=request.POST.get("text", ""),
-            based_on=int(based_on) if based_on.isdigit() else None,
+            based_on=small_int(request.POST.get("based_on")),
         )
     except LabelRejected as exc:
         status, note = 200, exc.message  # htmx swaps 200s only; the message says what to fix

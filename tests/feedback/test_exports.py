@@ -159,20 +159,52 @@ def test_sources_and_dates(project, people, tmp_path):
     assert rows(since=tomorrow) == 0
 
 
-def test_segment_filter_adds_a_column(project, people, tmp_path):
-    from annotators.services import profile_set_attributes
+def segmented_ids(project, tmp_path, segment="expertise=expert", kind="pairs"):
+    out = tmp_path / f"seg{len(list(tmp_path.iterdir()))}"
+    options = ExportOptions(kind=kind, format="jsonl", test_fraction=0, segment=segment)
+    result = export_preferences(project=project, options=options, out=out)
+    path = result.path / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    return [(r.get("comparison_id"), r.get("segment")) for r in rows]
 
+
+def test_segment_filter_adds_a_column(project, people, tmp_path):
     c1, c2 = make_pair(project), make_pair(project)
-    profile_set_attributes(user=people[0].user, attributes={"expertise": "expert"})
+    Membership.objects.filter(pk=people[0].pk).update(attributes={"expertise": "expert"})
     label(c1, people[0], "a")
     label(c2, people[1], "a")
-    result = export_preferences(
-        project=project,
-        options=ExportOptions(format="jsonl", test_fraction=0, segment="expertise=expert"),
-        out=tmp_path / "x",
-    )
-    (row,) = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert row["comparison_id"] == c1.pk and row["segment"] == "expertise=expert"
+    assert segmented_ids(project, tmp_path) == [(c1.pk, "expertise=expert")]
+
+
+def test_segment_is_the_one_set_in_the_exported_project(project, people, tmp_path):
+    """A person who is an expert in another project is not one here, and the other way round."""
+    other = ProjectFactory()
+    MembershipFactory(project=other, user=people[0].user, attributes={"expertise": "expert"})
+    MembershipFactory(project=other, user=people[1].user)
+    Membership.objects.filter(pk=people[1].pk).update(attributes={"expertise": "expert"})
+    here, there = make_pair(project), make_pair(other)
+    label(here, people[0], "a")
+    label(here, people[1], "a")
+    label(there, people[0], "a")
+    label(there, people[1], "a")
+    assert segmented_ids(project, tmp_path) == [(here.pk, "expertise=expert")]
+    labels_here = segmented_ids(project, tmp_path, kind="labels")
+    assert len(labels_here) == 1  # people[1]'s label only
+    assert segmented_ids(other, tmp_path) == [(there.pk, "expertise=expert")]
+    assert len(segmented_ids(other, tmp_path, kind="labels")) == 1  # people[0]'s label only
+
+
+def test_segment_filters_demonstrations_by_their_authors_membership(project, people, tmp_path):
+    c = make_pair(project)
+    for p, text in ((people[0], "By an expert."), (people[1], "By a novice.")):
+        Demonstration.objects.create(prompt=c.prompt, comparison=c, based_on=c.response_a, author=p.user, text=text)
+    Membership.objects.filter(pk=people[0].pk).update(attributes={"expertise": "expert"})
+    # people[1] is an expert elsewhere only.
+    MembershipFactory(user=people[1].user, attributes={"expertise": "expert"})
+    options = ExportOptions(kind="demonstrations", format="jsonl", test_fraction=0, segment="expertise=expert")
+    result = export_preferences(project=project, options=options, out=tmp_path / "d")
+    rows = [json.loads(line) for line in (result.path / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["messages"][-1]["content"] for r in rows] == ["By an expert."]
 
 
 def test_gold_accuracy_threshold_excludes_careless_annotators(project, people, tmp_path):
