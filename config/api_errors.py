@@ -14,7 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from feedback.imports.errors import ImportFailed
 
-from .inputs import is_api, json_error
+from .inputs import is_api, json_error, too_large_detail
 
 
 def exception_handler(exc, context):
@@ -23,7 +23,7 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         return Response({"detail": exc.messages}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, RequestDataTooBig):
-        return Response({"detail": "The request body is too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response({"detail": too_large_detail()}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, SuspiciousOperation):  # too many fields or files, a malformed multipart body
         return Response({"detail": str(exc) or "Bad request."}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
@@ -35,7 +35,7 @@ def exception_handler(exc, context):
 def bad_request(request, exception, template_name=defaults.ERROR_400_TEMPLATE_NAME):
     if is_api(request):
         if isinstance(exception, RequestDataTooBig):
-            return json_error("The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            return json_error(too_large_detail(), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         return json_error("Bad request.", status.HTTP_400_BAD_REQUEST)
     return defaults.bad_request(request, exception, template_name)
 

@@ -7,15 +7,11 @@ PostgreSQL text holds no NUL character and no lone surrogate, Python's JSON pars
 
 from __future__ import annotations
 
-import codecs
-
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from rest_framework import parsers
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.utils import json
 
 API_PREFIX = "/api/"
 MAX_JSON_DEPTH = 64
@@ -31,10 +27,8 @@ def json_error(detail: str, status_code: int) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status_code)
 
 
-class RequestTooLarge(APIException):
-    status_code = 413
-    default_detail = "The request body is too large."
-    default_code = "request_too_large"
+def too_large_detail() -> str:
+    return f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes."
 
 
 def text_problem(text: str) -> str | None:
@@ -69,22 +63,15 @@ def _json_problem(data) -> str | None:
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, plus: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 (Django checks that for forms
-    only), and nesting, NUL characters and lone surrogates are refused with a 400 naming the problem."""
+    """DRF's JSON parser, refusing with a 400 what would fail further in: nesting deeper than MAX_JSON_DEPTH, NUL
+    characters and lone surrogates. (An oversized body never gets here: DRF reads it through Django's
+    `request.body`, which raises RequestDataTooBig, a 413 in config.api_errors.)"""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raw = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(raw) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit:,} bytes.")
-        encoding = parsers.get_encoding(parser_context or {})
         try:
-            text = codecs.decode(raw, encoding)
-            data = json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise ParseError(f"JSON parse error - {exc}") from None
         if problem := _json_problem(data):
             raise ParseError(f"JSON parse error - {problem}")
         return data
@@ -118,14 +105,9 @@ class RejectNulMiddleware:
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         if request.method != "POST" or getattr(view_func, "csrf_exempt", False):
             return None
-        try:
-            bad = _has_nul(request.POST)
-        except RequestDataTooBig:
-            if not is_api(request):
-                raise  # Django's own 400 page
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return json_error(f"The request body is larger than {limit:,} bytes.", 413)
-        return _refuse(request) if bad else None
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE raises RequestDataTooBig here, as it would in the CSRF check:
+        # Django's 400 page, or a JSON 413 under /api/ (config.api_errors.bad_request).
+        return _refuse(request) if _has_nul(request.POST) else None
 
 
 def _has_nul(data) -> bool:

@@ -209,6 +209,9 @@ CONTENT_SECURITY_POLICY = {
 # Import limits: a gzip bomb or a runaway file stops at these, with a message naming the limit.
 JUROR_IMPORT_MAX_BYTES = int(os.environ.get("JUROR_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
 JUROR_IMPORT_MAX_ROWS = int(os.environ.get("JUROR_IMPORT_MAX_ROWS", "2000000"))
+# Uploads (site and API) larger than this, counted unpacked, are stored under the data directory and imported by
+# an `import` job; smaller ones are imported in the request.
+JUROR_IMPORT_SYNC_MAX_BYTES = int(os.environ.get("JUROR_IMPORT_SYNC_MAX_BYTES", str(2 * 1024 * 1024)))
 # One line (one CSV row, one JSONL object) at most; lines are read in bounded pieces, never whole.
 JUROR_IMPORT_MAX_LINE_BYTES = int(os.environ.get("JUROR_IMPORT_MAX_LINE_BYTES", str(16 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -45,16 +46,25 @@ class ProjectAdmin(admin.ModelAdmin):
         form = ImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                summary = upload_import(
+                outcome = upload_import(
                     project=project,
                     upload=form.cleaned_data["file"],
                     fmt=form.cleaned_data["format"] or None,
                     skip_invalid=form.cleaned_data["skip_invalid"],
                     source=form.cleaned_data["source"] or None,
+                    user=request.user,
                 )
             except ImportFailed as exc:
                 form.add_error("file", exc.message)
             else:
+                if outcome.job is not None:
+                    messages.success(
+                        request,
+                        f"Import queued as job #{outcome.job.pk}: a worker imports the file; this page shows its "
+                        "progress and, when it ends, what was imported.",
+                    )
+                    return redirect("job-page", pk=outcome.job.pk)
+                summary = outcome.summary
                 messages.success(request, f"Import finished: {str(summary).splitlines()[0]}")
                 for line in str(summary).splitlines()[1:]:
                     messages.warning(request, line.strip())
@@ -64,6 +74,7 @@ class ProjectAdmin(admin.ModelAdmin):
             "title": f"Import into {project.name}",
             "project": project,
             "form": form,
+            "sync_max_bytes": settings.JUROR_IMPORT_SYNC_MAX_BYTES,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/feedback/project/import.html", context)

@@ -1,8 +1,9 @@
 """API v1 for projects: list, read, import, stats. Querysets are scoped to the requester's projects, so a
 foreign project is a 404 whatever the endpoint."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -27,6 +28,16 @@ from .serializers import (
     ProjectSerializer,
 )
 
+IMPORT_QUEUED = inline_serializer(
+    "ImportQueued",
+    {
+        "job": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "url": serializers.URLField(help_text="The job in the API; its `result` is the import's summary."),
+        "page": serializers.URLField(help_text="The job's page on the site."),
+    },
+)
+
 
 class ProjectViewSet(
     mixins.ListModelMixin,
@@ -42,20 +53,34 @@ class ProjectViewSet(
     def get_queryset(self):
         return project_list_for(self.request.user).order_by("slug")
 
-    @extend_schema(request=ImportRequestSerializer, responses={201: ImportSummarySerializer})
+    @extend_schema(request=ImportRequestSerializer, responses={201: ImportSummarySerializer, 202: IMPORT_QUEUED})
     @action(detail=True, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser])
     def import_file(self, request, slug=None):
+        """A file up to JUROR_IMPORT_SYNC_MAX_BYTES (2 MB, unpacked) is imported in the request: 201 with the
+        summary. A larger one is stored and imported by an `import` job: 202 at once with the job's id, its API
+        `url` (also the Location header) and its `page`; the job's result is the summary."""
         project = self.get_object()
         form = ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        summary = upload_import(
+        outcome = upload_import(
             project=project,
             upload=form.validated_data["file"],
             fmt=form.validated_data.get("format"),
             skip_invalid=form.validated_data["skip_invalid"],
             source=form.validated_data.get("source"),
+            user=request.user,
         )
-        return Response(summary.as_dict(), status=status.HTTP_201_CREATED)
+        if outcome.job is None:
+            return Response(outcome.summary.as_dict(), status=status.HTTP_201_CREATED)
+        job = outcome.job
+        url = request.build_absolute_uri(reverse("job-detail", args=[job.pk]))
+        body = {
+            "job": job.pk,
+            "status": job.status,
+            "url": url,
+            "page": request.build_absolute_uri(reverse("job-page", args=[job.pk])),
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])

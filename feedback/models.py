@@ -111,7 +111,7 @@ class Response(models.Model):
         indexes = [models.Index(fields=["prompt", "id"], name="response_prompt_id")]
 
     def __str__(self) -> str:
-        return self.text[:80]
+        return self.text[:80] or "(empty response)"  # an imported judged pair may keep an empty answer
 
 
 class Comparison(models.Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import re
 import textwrap
 from dataclasses import dataclass
 from datetime import date
@@ -104,10 +105,45 @@ class GenerateConfig:
                 raise ConfigError(f"examples[{i}]: prompt and response must be non-empty text")
 
 
-CONFIGS: dict[str, type] = {"generate": GenerateConfig, "export": ExportOptions, "noop": NoopConfig}
+STORED_UPLOAD = re.compile(r"[0-9a-f]{32}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}")
+"""A stored upload as feedback.imports.uploads names it: a random token folder, then the file's cleaned name."""
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """Imports a file uploaded on a project's import page or through the API: uploads too large to import within
+    the request are stored under the data directory and queued as this job (it is not started by hand)."""
+
+    upload: str = ""
+    """The stored upload, as `<token>/<file>` under the data directory's imports/<project id>/ folder."""
+    name: str = ""
+    """The file's name as it was uploaded; error messages name it."""
+    format: Literal["", "jsonl", "csv", "parquet", "hf"] = ""
+    """jsonl, csv, parquet or hf; empty: told from the file name."""
+    source: str = ""
+    """Who judged imported pairs; empty: a `source` column, else the file name."""
+    skip_invalid: bool = False
+    """Import the valid rows and list every skipped row; otherwise one bad row fails the job and nothing is written."""
+
+    def __post_init__(self) -> None:
+        if not STORED_UPLOAD.fullmatch(self.upload):
+            raise ConfigError("upload must name a stored upload (<token>/<file>); imports are queued by uploading")
+        if len(self.name) > 200:
+            raise ConfigError("name must be at most 200 characters")
+        if len(self.source) > 120:
+            raise ConfigError("source must be at most 120 characters")
+
+
+CONFIGS: dict[str, type] = {
+    "generate": GenerateConfig,
+    "export": ExportOptions,
+    "import": ImportConfig,
+    "noop": NoopConfig,
+}
 KIND_HELP = {
     "generate": "Generate candidate responses with models from the registry and make comparisons of them.",
     "export": "Write the preference dataset to the data directory (for projects too large for a download).",
+    "import": "Import a large upload (queued by the project's import page and the API, not started here).",
     "noop": "Check the workers: count to N with a checkpoint per step.",
 }
 

@@ -1,9 +1,9 @@
 """The child process a worker starts for one attempt of one job: `python -m training.runner SPEC.json`.
 
-It never imports Django (the export kind sets Django up itself): it reads a spec the worker wrote, runs the
-kind's task, and reports back as JSON lines on the file descriptor in JUROR_EVENTS_FD; what it prints is the
-job's log. Exit status: 0 done (a `result` event was sent), 75 stopped at a checkpoint after SIGTERM, anything
-else a failure (an `error` event says why).
+It never imports Django (the export and import kinds set Django up themselves): it reads a spec the worker
+wrote, runs the kind's task, and reports back as JSON lines on the file descriptor in JUROR_EVENTS_FD; what it
+prints is the job's log. Exit status: 0 done (a `result` event was sent), 75 stopped at a checkpoint after
+SIGTERM, anything else a failure (an `error` event says why).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ ENTRIES = {
     "noop": "training.tasks.noop:run",
     "generate": "training.tasks.generate:run",
     "export": "training.tasks.export:run",
+    "import": "training.tasks.imports:run",
 }
 
 

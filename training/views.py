@@ -73,9 +73,12 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _figure(value) -> str:
-    """A result value as a person reads it: 134,515,008 rather than 134515008; a dict as "name: value" pairs."""
+    """A result value as a person reads it: 134,515,008 rather than 134515008; a dict as "name: value" pairs; a
+    list one item a line (an import's skipped rows)."""
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_figure(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "\n".join(_figure(v) for v in value) or "none"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "—" if value is None else str(value)

@@ -167,19 +167,30 @@ class Worker:
         attempt.pulse = threading.Thread(target=self._pulse, args=(attempt,), daemon=True)
         attempt.pulse.start()
         try:
-            return self._run(attempt)
+            return self._ended(job, self._run(attempt))
         except Exception as exc:  # noqa: BLE001 — a bug or a lost database must not end the worker
             logger.exception("job %s: the worker failed", job.pk)
             self._stop_pulse(attempt)
             self._kill(attempt)
             try:
-                return self._said(job, job_fail(job, error=f"the worker failed: {type(exc).__name__}: {exc}"))
+                outcome = job_fail(job, error=f"the worker failed: {type(exc).__name__}: {exc}")
+                return self._ended(job, self._said(job, outcome))
             except Exception:  # noqa: BLE001 — then the lease runs out and another worker takes the job
                 logger.exception("job %s: could not record the failure", job.pk)
                 return "lost"
         finally:
             self._stop_pulse(attempt)
             self.current = None
+
+    def _ended(self, job: Job, outcome: str) -> str:
+        """Lets the kind clean up once the job has ended (an import removes its stored upload)."""
+        ended = KINDS[job.kind].ended
+        if ended is not None and outcome in ("succeeded", "failed", "cancelled"):
+            try:
+                ended(job)
+            except Exception:  # noqa: BLE001 — the job's outcome stands whatever its clean-up does
+                logger.exception("job %s: cleaning up after it failed", job.pk)
+        return outcome
 
     def _run(self, attempt: Attempt) -> str:
         job = attempt.job
@@ -325,14 +336,26 @@ class Worker:
                         elif state == "lost" and not attempt.lost and not attempt.cancelled:
                             self._lose(attempt, "lease lost to another worker")
                     self._flush(attempt)
-                except Exception:  # noqa: BLE001 — a database blip must not kill the heartbeat thread
-                    logger.exception("job %s: reporting failed; will try again", job.pk)
-                    if time.monotonic() - last_beat > give_up and not attempt.lost:
-                        self._lose(attempt, "no heartbeat got through for too long")
+                except Exception as exc:  # noqa: BLE001 — a database blip must not kill the heartbeat thread
+                    if not self._waits_for_its_child(attempt, exc):
+                        logger.exception("job %s: reporting failed; will try again", job.pk)
+                        if time.monotonic() - last_beat > give_up and not attempt.lost:
+                            self._lose(attempt, "no heartbeat got through for too long")
                 if finished:
                     return
         finally:
             connection.close()  # this thread's own connection
+
+    def _waits_for_its_child(self, attempt: Attempt, exc: Exception) -> bool:
+        """SQLite is locked while a long-transaction kind (an import) writes: the heartbeat waits for this worker's
+        own child, which keeps the lease current in its transaction; no other worker can claim the job meanwhile."""
+        return (
+            KINDS[attempt.job.kind].long_transaction
+            and connection.vendor == "sqlite"
+            and "database is locked" in str(exc)
+            and attempt.child is not None
+            and attempt.child.poll() is None
+        )
 
     def _lose(self, attempt: Attempt, reason: str) -> None:
         attempt.lost = True

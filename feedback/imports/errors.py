@@ -35,16 +35,18 @@ class RowProblem(Exception):
 class ImportFailed(Exception):
     """The import wrote nothing; `errors` lists what was wrong (the first is the headline)."""
 
-    def __init__(self, errors: list[RowError], hint: str = "") -> None:
+    def __init__(self, errors: list[RowError], hint: str = "", *, total: int | None = None) -> None:
         self.errors = errors
         self.hint = hint
+        self.total = max(total or 0, len(errors))
+        """Rows with errors, when `errors` lists only the first of them."""
         super().__init__(self.message)
 
     @property
     def message(self) -> str:
         text = str(self.errors[0])
-        if len(self.errors) > 1:
-            text += f" (and {len(self.errors) - 1} more rows with errors)"
+        if self.total > 1:
+            text += f" (and {self.total - 1:,} more rows with errors)"
         if self.hint:
             text += f"; {self.hint}"
         return text

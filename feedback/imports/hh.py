@@ -47,7 +47,7 @@ def parse_transcript(text: str, field: str) -> list[dict]:
 
 def first_difference(a: list[dict], b: list[dict]) -> int:
     """The 1-based number of the first message where two conversations differ."""
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             return i + 1
     return min(len(a), len(b)) + 1

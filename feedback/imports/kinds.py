@@ -403,16 +403,9 @@ def _source_name(value: Any, name: str) -> str:
     return _storable(value, name)
 
 
-def default_source(name: str | None) -> str | None:
-    """The file name as a source, cut to fit Label.source: its start and its end stay, so it is recognisable."""
-    if not name or len(name) <= SOURCE_MAX:
-        return name
-    return f"{name[: SOURCE_MAX - 21]}…{name[-20:]}"
-
-
 def _row_source(row: dict, default: str | None) -> str | None:
     if not _present(row, "source"):
-        return default_source(default)
+        return default
     return _source_name(row["source"], "source")
 
 

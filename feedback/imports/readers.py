@@ -332,7 +332,9 @@ def read_csv(path: Path, limits: Limits, name: str) -> Table:
             if not any(cell.strip() for cell in record):
                 continue
             if len(record) != len(columns):
-                raise ImportFailed([RowError(name, lineno, None, f"expected {len(columns)} cells, found {len(record)}")])
+                raise ImportFailed(
+                    [RowError(name, lineno, None, f"expected {len(columns)} cells, found {len(record)}")]
+                )
             yield lineno, CsvRow(zip(columns, record, strict=True))
 
     return Table(name, "csv", columns, rows(), "line")
@@ -429,9 +431,9 @@ def _inside(root: Path, base: Path, named: object) -> bool:
     return (base / pure).resolve().is_relative_to(root)
 
 
-def _visible(path: Path) -> bool:
+def _visible(name: str) -> bool:
     # macOS zips carry __MACOSX/ folders and "._name" files beside the real ones.
-    return not path.name.startswith((".", "__MACOSX"))
+    return not name.startswith((".", "__MACOSX"))
 
 
 def _not_a_dataset(name: str, why: str) -> ImportFailed:
@@ -444,7 +446,7 @@ def _check_hf_metadata(root: Path, name: str) -> None:
     with the same words whatever is (or is not) at the place it names."""
     for meta in sorted(root.rglob("*.json")):
         if meta.name not in ("dataset_dict.json", "state.json") or not all(
-            _visible(p) for p in meta.relative_to(root).parts
+            _visible(part) for part in meta.relative_to(root).parts
         ):
             continue
         relative = meta.relative_to(root).as_posix()
@@ -469,7 +471,7 @@ def _check_hf_metadata(root: Path, name: str) -> None:
 
 
 def _arrow_files(folder: Path, root: Path, name: str) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.suffix == ".arrow" and _visible(p))
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".arrow" and _visible(p.name))
     for f in files:
         if not f.resolve().is_relative_to(root):
             raise ImportFailed([RowError(name, None, None, OUTSIDE)])
@@ -482,7 +484,7 @@ def hf_splits(path: Path, name: str) -> list[tuple[str, list[Path]]]:
     one such folder per split. Train comes first, then the others by name."""
     root = path.resolve()
     if (root / "dataset_dict.json").is_file():
-        folders = [d for d in sorted(root.iterdir()) if _visible(d) and d.is_dir()]
+        folders = [d for d in sorted(root.iterdir()) if _visible(d.name) and d.is_dir()]
         for d in folders:
             if not d.resolve().is_relative_to(root):
                 raise ImportFailed([RowError(name, None, None, OUTSIDE)])

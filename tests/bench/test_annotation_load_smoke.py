@@ -4,7 +4,6 @@ tests run there; its SQL insert follows the models; a crashed or stopped run dro
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +13,7 @@ from tests.bench.benches import (
     alive,
     bench_command,
     descendants,
+    load_bench,
     postgres_count,
     postgres_database_exists,
     postgres_url,
@@ -21,8 +21,7 @@ from tests.bench.benches import (
 )
 from tests.training.workers import wait_for
 
-sys.path.insert(0, str(ROOT / "bench"))
-from annotation_load import grow, insert_select  # noqa: E402 — the benches are scripts, not a package
+annotation_load = load_bench("annotation_load")
 
 TINY = ("--seconds", "1", "--levels", "1,4", "--small", "300", "--big", "600", "--rounds", "20")
 SMALL_SERVER = {"BENCH_WORKERS": "1", "BENCH_THREADS": "4"}  # starts in a second on two cores
@@ -52,8 +51,8 @@ def check_figures(lines: list[dict], db: str) -> None:
 @pytest.mark.django_db
 def test_grow_fills_every_column_the_model_declares():
     project = Project.objects.create(slug="grown", name="Grown")
-    grow(project.id, 3, 0)
-    grow(project.id, 2, 3)
+    annotation_load.grow(project.id, 3, 0)
+    annotation_load.grow(project.id, 2, 3)
     pairs = list(Comparison.objects.filter(project=project).select_related("response_a", "response_b"))
     assert len(pairs) == 5 and Prompt.objects.filter(project=project).count() == 5
     assert all(p.kind == "pair" and p.servable and p.label_count == 0 and p.gold_choice == "" for p in pairs)
@@ -65,9 +64,9 @@ def test_grow_fills_every_column_the_model_declares():
 
 def test_insert_select_names_a_required_field_it_was_given_no_value_for():
     with pytest.raises(ValueError, match=r"Response\.prompt has no default"):
-        insert_select(Response, {"text": "'x'"}, "feedback_prompt")
+        annotation_load.insert_select(Response, {"text": "'x'"}, "feedback_prompt")
     with pytest.raises(ValueError, match="Response has no column nonsense"):
-        insert_select(Response, {"nonsense": "1"}, "feedback_prompt")
+        annotation_load.insert_select(Response, {"nonsense": "1"}, "feedback_prompt")
 
 
 @pytest.mark.slow

@@ -315,19 +315,20 @@ def test_bad_rows_name_file_line_and_field_and_write_nothing(row, expected, tmp_
     ("row", "expected"),
     [
         (
-            {"chosen": "\n\nHuman: Hi\n\nAssistant: ", "rejected": "\n\nHuman: Hi\n\nAssistant: Yo"},
-            "field 'chosen': the final 'Assistant:' turn is empty",
+            {"chosen": "\n\nHuman: Hi\n\nAssistant: A", "rejected": "\n\nAssistant: B"},
+            "field 'rejected': transcript starts with an 'Assistant:' turn",
         ),
         (
             {
                 "chosen": "\n\nHuman: Hi\n\nAssistant: A\n\nHuman: More\n\nAssistant: B",
                 "rejected": "\n\nHuman: Hi\n\nAssistant: X\n\nHuman: More\n\nAssistant: C",
             },
-            "field 'rejected': chosen and rejected transcripts diverge before their last turn",
+            "field 'rejected': chosen and rejected transcripts diverge before their last turn (they first differ at "
+            "turn 2, Assistant)",
         ),
         (
-            {"chosen": "\n\nHuman: Hi\n\nHuman: again\n\nAssistant: A", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
-            "field 'chosen': turn 2 should be Assistant",
+            {"chosen": "\n\nHuman: \n\nAssistant: A", "rejected": "\n\nHuman: \n\nAssistant: B"},
+            "field 'chosen': turn 1 is empty",
         ),
         (
             {"chosen": "\n\nHuman: Hi", "rejected": "\n\nHuman: Hi\n\nAssistant: B"},
@@ -445,7 +446,7 @@ def test_skip_invalid_imports_valid_rows_and_reports_each_skipped_row(tmp_path):
     project = ProjectFactory()
     rows = [
         {"chosen": "\n\nHuman: A\n\nAssistant: good", "rejected": "\n\nHuman: A\n\nAssistant: bad"},
-        {"chosen": "\n\nHuman: B\n\nAssistant: ", "rejected": "\n\nHuman: B\n\nAssistant: bad"},
+        {"chosen": "\n\nHuman: B", "rejected": "\n\nHuman: B\n\nAssistant: bad"},
         {
             "chosen": "\n\nHuman: C\n\nAssistant: x\n\nHuman: D\n\nAssistant: y",
             "rejected": "\n\nHuman: C\n\nAssistant: z\n\nHuman: D\n\nAssistant: w",
@@ -456,7 +457,9 @@ def test_skip_invalid_imports_valid_rows_and_reports_each_skipped_row(tmp_path):
     summary = data_import(project=project, path=path, skip_invalid=True)
     assert (summary.imported, len(summary.skipped), summary.already_present) == (2, 2, 0)
     assert [(e.line, e.field) for e in summary.skipped] == [(2, "chosen"), (3, "rejected")]
-    assert "skipped data.jsonl, line 2, field 'chosen': the final 'Assistant:' turn is empty" in str(summary)
+    assert "skipped data.jsonl, line 2, field 'chosen': transcript does not end with an 'Assistant:' turn" in str(
+        summary
+    )
     assert counts(project)["labels"] == 2
     again = data_import(project=project, path=path, skip_invalid=True)
     assert (again.imported, len(again.skipped), again.already_present) == (0, 2, 2)

@@ -74,11 +74,12 @@ def test_a_sigkilled_worker_s_job_is_resumed_from_its_checkpoint_by_another_work
     job = noop(ProjectFactory(), steps=12, step_seconds=0.3)
     doomed = workers.start(name="doomed")
     wait_for(lambda: len(steps_run(job)) >= 3, what="three steps done")
+    child = _job_child(doomed)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
-    killed_at = len(steps_run(job))
-    time.sleep(1.0)
-    assert len(steps_run(job)) == killed_at, "the child must die with its worker"
+    wait_for(lambda: not _alive(child), timeout=10, what="the child to die with its worker")
+    killed_at = len(steps_run(job))  # final: nothing of attempt 1 is left to write a step
+    assert killed_at < 12
     assert status(job) == "running"  # until the lease runs out
     rescuer = workers.start(name="rescuer")  # it takes the job over once the dead worker's lease runs out
     wait_for(lambda: status(job) == "succeeded", timeout=60, what="the rescue")
@@ -90,6 +91,7 @@ def test_a_sigkilled_worker_s_job_is_resumed_from_its_checkpoint_by_another_work
     steps = steps_run(job)
     assert [s for s, _ in steps if s > resumed_after] == list(range(resumed_after + 1, 13))
     assert {a for s, a in steps if s > resumed_after} == {2}
+    assert [s for s, a in steps if a == 1] == list(range(1, killed_at + 1))
     assert job.log_lines.filter(line__contains="doomed stopped heartbeating").exists()
 
 
@@ -115,13 +117,13 @@ def test_cancel_stops_a_running_job_within_seconds(workers):
     job = noop(ProjectFactory(), steps=200, step_seconds=0.1)
     worker = workers.start(name="w")
     wait_for(lambda: steps_run(job), what="the job to start")
+    child = _job_child(worker)
     asked = time.monotonic()
     job_cancel(job)
     wait_for(lambda: status(job) == "cancelled", timeout=10, what="the cancel")
     assert time.monotonic() - asked < 5
-    stopped_at = len(steps_run(job))
-    time.sleep(0.5)
-    assert len(steps_run(job)) == stopped_at  # the child is gone
+    wait_for(lambda: not _alive(child), timeout=10, what="the child to stop")
+    assert len(steps_run(job)) < 200
     assert worker.poll() is None  # the worker lives on for the next job
     follow_up = noop(job.project, steps=1, step_seconds=0)
     wait_for(lambda: status(follow_up) == "succeeded", timeout=30, what="the next job")
@@ -245,7 +247,19 @@ def test_a_sigkilled_worker_leaves_no_orphan_child(workers):
     wait_for(gone, timeout=10, what="the child to die with its worker")
 
 
-def _alive(pid: str) -> bool:
+def _job_child(worker: subprocess.Popen) -> int:
+    """The pid of the worker's job child (`python -m training.runner …`)."""
+
+    def child() -> int | None:
+        pids = subprocess.run(  # noqa: S603, S607
+            ["pgrep", "-P", str(worker.pid), "-f", "training.runner"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return int(pids[0]) if len(pids) == 1 else None
+
+    return wait_for(child, timeout=10, what="the job's child process")
+
+
+def _alive(pid: str | int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"
@@ -265,12 +279,22 @@ def test_a_worker_cut_off_from_the_database_stops_its_child_before_its_lease_run
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr("training.worker.job_heartbeat", unreachable)
+    children = []
+
+    class Watched(Worker):
+        def _spawn(self, attempt, *args, **kwargs):
+            super()._spawn(attempt, *args, **kwargs)
+            children.append(attempt.child)
+
     started = time.monotonic()
-    assert Worker(name="cut-off").run_job(claimed) == "lost"
+    assert Watched(name="cut-off").run_job(claimed) == "lost"
     assert time.monotonic() - started < 10
-    steps = len(steps_run(job))
-    time.sleep(0.5)
-    assert len(steps_run(job)) == steps < 100, "the child was stopped, not left running beside the next holder"
+    (child,) = children
+    # Killed and reaped, with its whole process group: nothing is left running beside the next holder.
+    assert child.returncode == -signal.SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)
+    assert len(steps_run(job)) < 100
     assert status(job) == "running"  # the row is the next worker's to take over once the lease ends
 
 

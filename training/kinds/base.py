@@ -22,6 +22,12 @@ class Kind:
     """Writes what the child made into the database, in the transaction that marks the job succeeded."""
     distributed: bool = False
     """Starts through `accelerate launch` when the worker has several GPUs."""
+    ended: Callable[[Job], None] | None = None
+    """Called once the job has ended on a worker (succeeded, failed or cancelled), e.g. to remove its inputs."""
+    long_transaction: bool = False
+    """The child writes in one long transaction. On SQLite that holds the only write lock, so the worker's
+    heartbeats wait for its own child: the worker keeps it running (no other worker can claim the job meanwhile,
+    and the child extends its lease in that transaction) instead of giving up on it. Only for idempotent kinds."""
 
 
 def nothing_to_prepare(job: Job, workdir: Path) -> dict:
