@@ -133,7 +133,7 @@ def annotator_progress(*, annotator: AbstractBaseUser, project: Project, now: da
         annotator=annotator, comparison__project=project, created_at__gte=start_of_day
     ).count()
     open_items = Comparison.objects.filter(
-        project=project, gold_choice="", label_count__lt=project.labels_per_item
+        project=project, servable=True, gold_choice="", label_count__lt=project.labels_per_item
     ).exclude(assignments__annotator=annotator)
     # Counting stops at the cap: a page load must not scan a million comparisons to print "1000+".
     remaining = open_items[: REMAINING_CAP + 1].count()

@@ -10,7 +10,6 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-
 LABELS_PER_ITEM_MAX = 100
 LEASE_MINUTES_MAX = 24 * 60
 MAX_PAIRS_PER_PROMPT_MAX = 1000

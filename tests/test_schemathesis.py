@@ -2,6 +2,8 @@
 operation as an annotator and as a manager (token auth), with data that fits the schema and data that does not,
 on random ids and on real ones. The only check is the one that matters here: no answer is a 5xx."""
 
+import os
+
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 
 from feedback.assignment import assignment_queue
@@ -20,7 +23,8 @@ from training.models import Job, RegisteredModel
 
 pytestmark = pytest.mark.django_db
 
-MAX_EXAMPLES = 6
+# Small, so the suite stays fast; JUROR_SCHEMATHESIS_EXAMPLES=100 runs a deeper search by hand.
+MAX_EXAMPLES = int(os.environ.get("JUROR_SCHEMATHESIS_EXAMPLES", "6"))
 RUN = settings(
     max_examples=MAX_EXAMPLES,
     derandomize=True,  # the same cases on every run, so a failure here is a failure everywhere
@@ -85,9 +89,17 @@ def _fuzz(schema, headers: dict, world: dict) -> list[str]:
                     call()
                 except Unsatisfiable:
                     continue  # nothing to mutate: a GET whose only parameter is the fixed id
-                except Exception as exc:  # noqa: BLE001 — collected, so one run reports every failing operation
-                    failures.append(f"{operation.label} ({mode}, {'real' if path_parameters else 'random'} ids): {exc}")
+                except (Exception, FailureGroup) as exc:  # collected: one run reports every failing operation
+                    ids = "real" if path_parameters else "random"
+                    failures.append(f"{operation.label} ({mode}, {ids} ids): {_describe(exc)}")
     return failures
+
+
+def _describe(exc: BaseException) -> str:
+    """A failure's own text, which for schemathesis holds the request that reproduces it (as a curl line)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "\n".join([str(exc), *(_describe(e) for e in exc.exceptions)])
+    return f"{type(exc).__name__}: {exc}"
 
 
 @pytest.mark.slow

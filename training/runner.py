@@ -158,4 +158,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # Tasks import this module as training.runner: one module, so the Stopped and Unrecoverable they raise are the
+    # classes main() catches (run with -m, a second import would make a second copy of each).
+    sys.modules.setdefault("training.runner", sys.modules[__name__])
     sys.exit(main(sys.argv[1:]))

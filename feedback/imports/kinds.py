@@ -113,16 +113,16 @@ def _cell(row: dict, name: str) -> Any:
     return parsed
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _storable(value: str, name: str) -> str:
     """PostgreSQL stores no NUL character in text or jsonb, and a lone surrogate is not Unicode at all: refused
     as a row problem on every database, so a file behaves the same everywhere and --skip-invalid can skip it."""
-    bad = _UNSTORABLE.search(value)
-    if bad:
-        if bad.group() == "\x00":
-            raise RowProblem(name, "contains a NUL character (\\u0000), which cannot be stored")
+    if "\x00" in value:
+        raise RowProblem(name, "contains a NUL character (\\u0000), which cannot be stored")
+    # isascii() is a flag lookup: most text skips the search.
+    if not value.isascii() and _SURROGATE.search(value):
         raise RowProblem(name, "contains an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text")
     return value
 
@@ -172,10 +172,17 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _got(value: Any) -> str:
+    """What a list or object field got instead; JSON in a string is read only from CSV cells, so say so."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        return "text (JSON inside a string is read only from CSV cells; store the list or object itself)"
+    return _type_name(value)
+
+
 def _messages(value: Any, name: str, *, empty_reply: bool = False) -> list[dict]:
     """`empty_reply`: a judged conversation's final assistant turn may be empty (an answer that lost)."""
     if not isinstance(value, list) or not value:
-        raise RowProblem(name, f"expected a non-empty list of messages, got {_type_name(value)}")
+        raise RowProblem(name, f"expected a non-empty list of messages, got {_got(value)}")
     out = []
     for i, m in enumerate(value, start=1):
         if not isinstance(m, dict):
@@ -214,7 +221,7 @@ def _metadata(row: dict) -> dict:
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
-        raise RowProblem("metadata", f"expected an object, got {_type_name(value)}")
+        raise RowProblem("metadata", f"expected an object, got {_got(value)}")
     return _json_value(value, "metadata")
 
 
@@ -236,7 +243,7 @@ def _generation(value: Any, name: str) -> dict:
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
-        raise RowProblem(name, f"expected an object of generation settings, got {_type_name(value)}")
+        raise RowProblem(name, f"expected an object of generation settings, got {_got(value)}")
     return _json_value(value, name)
 
 
@@ -274,7 +281,7 @@ def parse_responses(row: dict, source: str | None) -> ResponsesRecord:
         return ResponsesRecord(messages, metadata, [reply])
     items = _cell(row, "responses")
     if not isinstance(items, list) or not items:
-        raise RowProblem("responses", f"expected a non-empty list, got {_type_name(items)}")
+        raise RowProblem("responses", f"expected a non-empty list, got {_got(items)}")
     replies = []
     for i, item in enumerate(items, start=1):
         where = f"responses[{i}]"

@@ -225,6 +225,7 @@ _SURROGATE_TEXT = "holds an unpaired surrogate (\\ud800–\\udfff), which is not
 JSON_ARRAY = (
     "the file is one JSON array, not JSON Lines (one object per line); convert it, e.g. jq -c '.[]' in.json > out.jsonl"
 )
+JSON_PRETTY = "the file is pretty-printed JSON, not JSON Lines (one object per line); convert it, e.g. jq -c ."
 
 
 def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
@@ -239,8 +240,11 @@ def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
             if not raw.strip():
                 continue
             row = _jsonl_line(raw)
-            if not seen_text and isinstance(row, RowProblem) and raw.lstrip()[:1] == b"[":
-                raise ImportFailed([RowError(name, lineno, None, JSON_ARRAY)])
+            if not seen_text and isinstance(row, RowProblem):
+                if raw.lstrip()[:1] == b"[":
+                    raise ImportFailed([RowError(name, lineno, None, JSON_ARRAY)])
+                if raw.strip() == b"{":
+                    raise ImportFailed([RowError(name, lineno, None, JSON_PRETTY)])
             seen_text = True
             yield lineno, row
 
@@ -274,29 +278,29 @@ def _csv_problem(exc: csv.Error) -> str:
 def _csv_records(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, list[str]]]:
     """(first line, cells) for every CSV record, blank ones included; a record spanning several lines (a
     quoted cell with line breaks) is held to the line limit as a whole."""
-    at = {"line": 0, "pending": 0}
+    line = pending = 0
 
     def text_lines() -> Iterator[str]:
-        for lineno, raw in _lines(path, limits, name):
-            at["line"] = lineno
-            at["pending"] += len(raw)
-            if at["pending"] > limits.max_line_bytes:
+        nonlocal line, pending
+        for line, raw in _lines(path, limits, name):  # noqa: B007 (`line` is read by the loop below)
+            pending += len(raw)
+            if pending > limits.max_line_bytes:
                 raise ImportFailed(
                     [
                         RowError(
                             name,
-                            lineno,
+                            line,
                             None,
                             f"CSV row longer than the import limit of {limits.max_line_bytes:,} bytes",
                         )
                     ]
                 )
             if _looks_utf16(raw):
-                raise ImportFailed([RowError(name, lineno, None, UTF16_LINE)])
+                raise ImportFailed([RowError(name, line, None, UTF16_LINE)])
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ImportFailed([RowError(name, lineno, None, _utf8_problem(raw, exc))]) from None
+                raise ImportFailed([RowError(name, line, None, _utf8_problem(raw, exc))]) from None
 
     # The module-wide cell limit (128 KiB by default) would refuse long answers; our own line limit rules.
     csv.field_size_limit(max(csv.field_size_limit(), limits.max_line_bytes))
@@ -308,10 +312,10 @@ def _csv_records(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, l
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportFailed([RowError(name, at["line"], None, _csv_problem(exc))]) from None
-        at["pending"] = 0
+            raise ImportFailed([RowError(name, line, None, _csv_problem(exc))]) from None
+        pending = 0
         yield start, record
-        start = at["line"] + 1
+        start = line + 1
 
 
 def read_csv(path: Path, limits: Limits, name: str) -> Table:
@@ -329,7 +333,7 @@ def read_csv(path: Path, limits: Limits, name: str) -> Table:
             if count > limits.max_rows:  # blank records count, as in JSONL
                 raise _rows_over_limit(name, lineno, limits)
             # A blank line, or a row of empty cells (",,", what spreadsheets leave below the data), holds nothing.
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue
             if len(record) != len(columns):
                 raise ImportFailed(

@@ -13,35 +13,61 @@ def clamp_leases(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0006_comparison_servable'),
+        ("feedback", "0006_comparison_servable"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='project',
-            name='gold_rate',
-            field=models.FloatField(default=0.0, help_text='Share of served items that are gold (0–1).', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="project",
+            name="gold_rate",
+            field=models.FloatField(
+                default=0.0,
+                help_text="Share of served items that are gold (0–1).",
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='project',
-            name='labels_per_item',
-            field=models.PositiveSmallIntegerField(default=3, help_text='k: distinct annotators per item (1–100).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)]),
+            model_name="project",
+            name="labels_per_item",
+            field=models.PositiveSmallIntegerField(
+                default=3,
+                help_text="k: distinct annotators per item (1–100).",
+                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)],
+            ),
         ),
         migrations.AlterField(
-            model_name='project',
-            name='lease_minutes',
-            field=models.PositiveSmallIntegerField(default=10, help_text='How long an annotator holds an item before it goes back to the pool (1–1440).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1440)]),
+            model_name="project",
+            name="lease_minutes",
+            field=models.PositiveSmallIntegerField(
+                default=10,
+                help_text="How long an annotator holds an item before it goes back to the pool (1–1440).",
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(1440),
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='project',
-            name='max_pairs_per_prompt',
-            field=models.PositiveSmallIntegerField(default=6, help_text="At most this many pairs are made from one prompt's responses (1–1000).", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000)]),
+            model_name="project",
+            name="max_pairs_per_prompt",
+            field=models.PositiveSmallIntegerField(
+                default=6,
+                help_text="At most this many pairs are made from one prompt's responses (1–1000).",
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(1000),
+                ],
+            ),
         ),
         migrations.RunPython(clamp_leases, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('lease_minutes__gte', 1), ('lease_minutes__lte', 1440)), name='project_lease_range'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("lease_minutes__gte", 1), ("lease_minutes__lte", 1440)), name="project_lease_range"
+            ),
         ),
     ]

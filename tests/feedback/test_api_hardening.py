@@ -53,7 +53,10 @@ def label_url(assignment: Assignment) -> str:
 def test_idempotency_key_reused_on_another_assignment_is_409_and_leaves_that_item_to_label(alpha, annotator):
     first, second = assignment_queue(annotator=annotator, project=alpha, size=2)
     client = api(annotator)
-    assert client.post(label_url(first), {"choice": "a"}, format="json", headers={"Idempotency-Key": "k1"}).status_code == 201
+    assert (
+        client.post(label_url(first), {"choice": "a"}, format="json", headers={"Idempotency-Key": "k1"}).status_code
+        == 201
+    )
     r = client.post(label_url(second), {"choice": "b"}, format="json", headers={"Idempotency-Key": "k1"})
     assert r.status_code == 409
     assert "belongs to another label" in r.json()["Idempotency-Key"][0]
@@ -435,9 +438,7 @@ def test_oversized_multipart_field_is_413_json(alpha, manager, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     upload = io.BytesIO(b'{"prompt": "Why?"}\n')
     upload.name = "p.jsonl"
-    r = api(manager).post(
-        "/api/v1/projects/alpha/import/", {"file": upload, "source": "x" * 2000}, format="multipart"
-    )
+    r = api(manager).post("/api/v1/projects/alpha/import/", {"file": upload, "source": "x" * 2000}, format="multipart")
     assert r.status_code == 413 and r["Content-Type"] == "application/json"
 
 

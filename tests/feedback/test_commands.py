@@ -67,7 +67,9 @@ def test_import_data_exit_status_and_one_line_reason_from_the_shell(tmp_path):
         "fix the file, or skip invalid rows (--skip-invalid) to import the valid ones"
     ]
     good = write_rows([{"prompt": "ok"}], "jsonl", tmp_path)
-    result = manage("import_data", str(good), "--project", "cli")
+    result = manage("import_data", str(good), "--project", "cli")  # the failed import created no project
+    assert result.returncode == 1 and "no project 'cli'" in result.stderr
+    result = manage("import_data", str(good), "--project", "cli", "--create")
     assert result.returncode == 0 and "1 rows imported" in result.stdout
 
 

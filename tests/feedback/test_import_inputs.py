@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from feedback.annotation import annotator_progress
 from feedback.assignment import assignment_claim, assignment_queue
 from feedback.exports.options import ExportOptions
 from feedback.exports.service import export_preferences
@@ -201,7 +202,13 @@ BOMBS = {
     # 600 MiB of newlines: read line by line, it outlived gunicorn's timeout
     "newlines.jsonl.gz": (b'{"prompt": "x"}\n', b"\n" * MIB, 600, b"", "more than the import limit of"),
     # one CSV row whose quoted cell runs over 400 MiB of short lines
-    "cell.csv.gz": (b'prompt,response\n"', (b"a" * 1023 + b"\n") * 1024, 400, b'",b\n', "CSV row longer than the import limit"),
+    "cell.csv.gz": (
+        b'prompt,response\n"',
+        (b"a" * 1023 + b"\n") * 1024,
+        400,
+        b'",b\n',
+        "CSV row longer than the import limit",
+    ),
 }
 
 
@@ -234,7 +241,6 @@ def test_decompression_bombs_stop_early_in_bounded_memory(tmp_path, name):
     assert words[-1] == "1", done.stdout + done.stderr  # CommandError
     assert expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
-    print(f"{name}: peak RSS {peak_mib:.0f} MiB")
     assert peak_mib < 500, f"peak RSS {peak_mib:.0f} MiB"
     assert not Project.objects.filter(slug="bombed").exists()
 
@@ -609,6 +615,13 @@ def test_every_judged_kind_keeps_an_empty_answer(tmp_path, row):
     assert Label.objects.count() == 1
 
 
+def test_unserved_pairs_are_not_counted_as_an_annotators_remaining_work(tmp_path):
+    project = ProjectFactory()
+    annotator = MembershipFactory(project=project).user
+    data_import(project=project, path=write_rows(ARENA, "jsonl", tmp_path))
+    assert annotator_progress(annotator=annotator, project=project)["remaining"] == 1
+
+
 def test_responses_kind_still_refuses_empty_text(tmp_path):
     rejected(write_rows([{"prompt": "Q", "response": ""}], "jsonl", tmp_path), "field 'response': empty text")
 
@@ -723,10 +736,32 @@ def test_parquet_with_timestamps_and_bytes_imports(tmp_path):
     assert texts(project) == ["as bytes", "more"]
 
 
-def test_json_array_file_is_explained(tmp_path):
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([{"prompt": "a"}, {"prompt": "b"}], "line 1: the file is one JSON array, not JSON Lines"),
+        ({"prompt": "a"}, "line 1: the file is pretty-printed JSON, not JSON Lines"),
+    ],
+    ids=["array", "pretty"],
+)
+def test_plain_json_files_are_explained(tmp_path, value, expected):
     path = tmp_path / "annotations.json"
-    path.write_text(json.dumps([{"prompt": "a"}, {"prompt": "b"}], indent=2))
-    rejected(path, "annotations.json, line 1: the file is one JSON array, not JSON Lines")
+    path.write_text(json.dumps(value, indent=2))
+    rejected(path, f"annotations.json, {expected}")
+
+
+def test_json_text_in_a_list_field_outside_csv_says_where_json_text_is_read(tmp_path):
+    path = write_rows([{"messages": json.dumps([{"role": "user", "content": "x"}])}], "jsonl", tmp_path)
+    rejected(
+        path, "field 'messages': expected a non-empty list of messages, got text (JSON inside a string is read only"
+    )
+
+
+def test_zip_entry_climbing_out_is_refused(manager):
+    client, project = manager
+    r = post(client, project, "ds.zip", zip_of({"../../evil/state.json": "{}"}))
+    assert r.status_code == 400
+    assert r.json()["detail"] == "ds.zip, field '../../evil/state.json': zip entry points outside the archive"
 
 
 @pytest.mark.parametrize(

@@ -51,12 +51,59 @@ def _check(project, path):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=400), suffix=st.sampled_from([".jsonl", ".csv", ".parquet"]))
-def test_random_bytes_never_crash_the_import(tmp_path, data, suffix):
+@given(
+    data=st.binary(max_size=400),
+    suffix=st.sampled_from([".jsonl", ".csv", ".parquet", ".jsonl.gz", ".csv.gz"]),
+    gzipped=st.booleans(),
+)
+def test_random_bytes_never_crash_the_import(tmp_path, data, suffix, gzipped):
+    """`gzipped`: the bytes are really gzipped, so a .gz file's garbage reaches the parser too."""
+    import gzip
+
     project = ProjectFactory()
     path = tmp_path / f"fuzz{suffix}"
-    path.write_bytes(data)
+    path.write_bytes(gzip.compress(data) if gzipped and suffix.endswith(".gz") else data)
     _check(project, path)
+
+
+PATHS = st.sampled_from(["train", "data-00000-of-00001.arrow", "/etc/passwd", "..", "../x", "a/../../b", "", "/"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    marker=st.sampled_from(["dataset_dict.json", "state.json"]),
+    meta=JSONISH
+    | st.fixed_dictionaries({"splits": st.lists(PATHS | st.text(max_size=10), max_size=3)})
+    | st.fixed_dictionaries(
+        {"_data_files": st.lists(st.fixed_dictionaries({"filename": PATHS}) | JSONISH, max_size=3)}
+    ),
+    arrow=st.binary(max_size=200) | st.none(),
+)
+def test_random_zipped_datasets_never_crash_the_import(tmp_path, marker, meta, arrow):
+    """Whatever a zipped dataset's metadata says, and whatever its Arrow file holds: rows or our own error."""
+    import io
+    import json
+    import shutil
+    import uuid
+    import zipfile
+
+    from feedback.imports.uploads import _unzip_dataset
+
+    work = tmp_path / uuid.uuid4().hex
+    work.mkdir()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(f"ds/{marker}", json.dumps(meta))
+        if arrow is not None:
+            z.writestr("ds/train/data-00000-of-00001.arrow" if marker == "dataset_dict.json" else "ds/x.arrow", arrow)
+    (work / "ds.zip").write_bytes(buffer.getvalue())
+    try:
+        folder = _unzip_dataset(work / "ds.zip", work / "dataset", "ds.zip", 10**6)
+        data_import(project=ProjectFactory(), path=folder, fmt="hf", display_name="ds.zip")
+    except ImportFailed as exc:
+        assert exc.message.startswith("ds.zip")
+    finally:
+        shutil.rmtree(work)
 
 
 @settings(

@@ -63,11 +63,18 @@ def run(ctx: Context) -> dict:
     for error in summary.skipped[:ERRORS_SHOWN]:
         ctx.log(f"skipped {error}")
     ctx.log(str(summary).splitlines()[0])
+    ctx.log(f"{summary.rows / seconds:,.0f} rows/s; peak RSS {_peak_rss_mb():.1f} MB")
     result = summary.as_dict()
     result["skipped_rows"] = [str(error) for error in summary.skipped[:ERRORS_SHOWN]]
     result["rows_per_s"] = round(summary.rows / seconds)
     result["seconds"] = round(seconds, 1)
     return result
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
 class Meter:
@@ -90,7 +97,7 @@ class Meter:
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         if stage != self.stage:
-            self.stage, self.base, self.mark = stage, self.rows, (now, self.rows)
+            self.stage, self.base, self.shown = stage, self.rows, 0.0
         if stage in ("checking", "writing"):
             self.rows = self.base + done
         finished = total is not None and done >= total

@@ -57,14 +57,15 @@ class Command(BaseCommand):
 
 
 class ProgressBars:
-    """One tqdm bar per stage of the import (checking, writing, comparing), drawn on `stream` when it is a terminal
-    or when asked; a quick import draws nothing (the bars appear after half a second)."""
+    """One tqdm bar per stage of the import (checking, writing, comparing), drawn on `stream` when asked, or when it
+    is a terminal and the import takes more than half a second."""
 
     LABELS = {"checking": "checking rows", "writing": "writing rows", "comparing": "comparisons (prompts)"}
 
     def __init__(self, stream, wanted: bool | None) -> None:
         self.stream = stream
         self.on = wanted if wanted is not None else stream.isatty()
+        self.delay = 0 if wanted else 0.5
         self.bar = None
         self.stage = ""
 
@@ -83,7 +84,12 @@ class ProgressBars:
             self._close()
             self.stage = stage
             self.bar = tqdm(
-                total=total, desc=self.LABELS.get(stage, stage), unit=" rows", file=self.stream, delay=0.5, leave=True
+                total=total,
+                desc=self.LABELS.get(stage, stage),
+                unit=" rows",
+                file=self.stream,
+                delay=self.delay,
+                leave=True,
             )
             if stage == "comparing":
                 self.bar.unit = " prompts"
