@@ -118,8 +118,8 @@ class ImportConfig:
     """The stored upload, as `<token>/<file>` under the data directory's imports/<project id>/ folder."""
     name: str = ""
     """The file's name as it was uploaded; error messages name it."""
-    format: Literal["", "jsonl", "csv", "parquet", "hf"] = ""
-    """jsonl, csv, parquet or hf; empty: told from the file name."""
+    format: Literal["auto", "jsonl", "csv", "parquet", "hf"] = "auto"
+    """jsonl, csv, parquet or hf; auto: told from the file name."""
     source: str = ""
     """Who judged imported pairs; empty: a `source` column, else the file name."""
     skip_invalid: bool = False

@@ -231,7 +231,8 @@ def _model(row: dict, name: str) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        value = str(value)
+        # 7.0 from a float column (pandas turns an integer column with gaps into floats) is model "7".
+        value = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
     if not isinstance(value, str):
         raise RowProblem(name, f"expected a model name, got {_type_name(value)}")
     if len(value) > 200:

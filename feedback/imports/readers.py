@@ -482,7 +482,7 @@ def _arrow_files(folder: Path, root: Path, name: str) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def hf_splits(path: Path, name: str) -> list[tuple[str, list[Path]]]:
+def _hf_splits(path: Path, name: str) -> list[tuple[str, list[Path]]]:
     """The dataset's splits and their Arrow files, told from the folder's layout (what `save_to_disk` writes):
     a `Dataset` is a folder with `state.json` and `data-*.arrow`; a `DatasetDict` has `dataset_dict.json` and
     one such folder per split. Train comes first, then the others by name."""
@@ -510,7 +510,7 @@ def read_hf(path: Path, limits: Limits, name: str) -> Table:
 
     root = path.resolve()
     _check_hf_metadata(root, name)
-    splits = hf_splits(root, name)
+    splits = _hf_splits(root, name)
     files = [f for _, fs in splits for f in fs]
     if sum(f.stat().st_size for f in files) > limits.max_bytes:
         raise _too_large(name, limits.max_bytes)
@@ -529,7 +529,8 @@ def read_hf(path: Path, limits: Limits, name: str) -> Table:
 
     def rows() -> Iterator[tuple[int, dict]]:
         n = 0
-        for table in tables:
+        while tables:
+            table = tables.pop(0)  # a file read through is let go, and its mapped pages with it
             for number, row in _batch_rows(table.to_batches(max_chunksize=4096), table.schema, name, n, "Arrow"):
                 n = number
                 yield number, row

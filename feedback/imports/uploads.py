@@ -85,7 +85,7 @@ def upload_import(
         config = {
             "upload": f"{token}/{path.name}",
             "name": name,
-            "format": fmt or "",
+            "format": fmt or "auto",
             "source": source or "",
             "skip_invalid": skip_invalid,
         }

@@ -377,14 +377,15 @@ def test_nul_in_the_new_job_form_is_400(client, manager):
 @pytest.mark.parametrize(
     "body",
     [
-        {"kind": "noop", "project": "alpha", "config": {"note": "a\x00b"}},
-        {"kind": "noop", "project": "alpha", "config": {"a\x00": 1}},
-        {"kind": "noop", "project": "alpha\x00"},
+        # A valid config otherwise: SQLite stored it (201), PostgreSQL's jsonb refused it (500).
+        {"kind": "generate", "project": "alpha", "config": {"system": "Be brief.\x00"}},
+        {"kind": "generate", "project": "alpha", "config": {"tag": "a\x00b"}},
     ],
 )
 def test_nul_anywhere_in_a_json_body_is_400(manager, body):
     r = api(manager).post("/api/v1/jobs/", body, format="json")
     assert r.status_code == 400
+    assert "NUL" in r.json()["detail"]
     assert not Job.objects.exists()
 
 
@@ -409,6 +410,17 @@ def test_unknown_api_url_is_404_json(annotator):
     for method in ("get", "post", "put"):
         r = getattr(api(annotator), method)("/api/v1/no-such-thing/")
         assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+
+
+def test_a_server_error_under_the_api_is_json_too(alpha, manager, monkeypatch):
+    def broken(project):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("feedback.api.project_stats", broken)
+    client = api(manager)
+    client.raise_request_exception = False
+    r = client.get("/api/v1/projects/alpha/stats/")
+    assert r.status_code == 500 and r.json() == {"detail": "Server error."}
 
 
 def test_wrong_method_on_an_api_url_is_405_json(alpha, manager):

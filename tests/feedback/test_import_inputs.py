@@ -709,12 +709,14 @@ def test_bare_carriage_return_outside_quotes_is_explained(tmp_path):
     rejected(path, "mac.csv, line 1: malformed CSV (a line break inside an unquoted cell")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_numbers_as_model_names(tmp_path, fmt):
+@pytest.mark.parametrize(("fmt", "names"), [("jsonl", (1, 2.5)), ("parquet", (1, 2)), ("parquet", (7.0, 2.5))])
+def test_numbers_as_model_names(tmp_path, fmt, names):
     project = ProjectFactory()
-    rows = [{"model_a": 1, "model_b": 2, "winner": "model_a", "prompt": "Q", "response_a": "A", "response_b": "B"}]
+    a, b = names
+    rows = [{"model_a": a, "model_b": b, "winner": "model_a", "prompt": "Q", "response_a": "A", "response_b": "B"}]
     data_import(project=project, path=write_rows(rows, fmt, tmp_path))
-    assert set(Response.objects.values_list("model", flat=True)) == {"1", "2"}
+    expected = {str(int(n)) if float(n).is_integer() else str(n) for n in names}
+    assert set(Response.objects.values_list("model", flat=True)) == expected
 
 
 def test_parquet_with_timestamps_and_bytes_imports(tmp_path):

@@ -47,7 +47,7 @@ def run(ctx: Context) -> dict:
             project=project,
             path=path,
             name=name,
-            fmt=options.format or None,
+            fmt=None if options.format == "auto" else options.format,
             skip_invalid=options.skip_invalid,
             source=options.source or None,
             progress=meter,
