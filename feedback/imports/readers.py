@@ -1,4 +1,5 @@
-"""Turns a file (JSONL, CSV, Parquet or a saved HF `datasets` folder) into numbered rows of plain dicts.
+"""Turns a file (JSONL or one JSON array, CSV, Parquet or a saved HF `datasets` folder) into numbered rows of
+plain dicts.
 
 Each reader reports the file's columns before any row, so the kind of data can be told from the columns,
 and raises `ImportFailed` naming the line when the bytes themselves are bad (invalid UTF-8, malformed JSON
@@ -6,7 +7,8 @@ or CSV, over the size limits).
 
 Text files are read from the (gunzipped) byte stream a bounded line at a time: the byte, line and row limits
 count decompressed bytes as they arrive, so neither a compression bomb nor one enormous line is ever held in
-memory whole. A saved HF dataset is read from the Arrow files its folder holds; what its JSON metadata names
+memory whole; a JSON array is parsed as a stream of elements under the same limits (one element counts as one
+line). A saved HF dataset is read from the Arrow files its folder holds; what its JSON metadata names
 is only checked, never followed, so an uploaded folder cannot point the reader at files outside it.
 """
 
@@ -148,26 +150,28 @@ def _lines(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, bytes]]
             yield lineno, raw
 
 
-def _rows_over_limit(name: str, lineno: int | None, limits: Limits) -> ImportFailed:
-    return ImportFailed([RowError(name, lineno, None, f"more than the import limit of {limits.max_rows:,} rows")])
+def _rows_over_limit(name: str, lineno: int | None, limits: Limits, unit: str = "line") -> ImportFailed:
+    return ImportFailed([RowError(name, lineno, None, f"more than the import limit of {limits.max_rows:,} rows", unit)])
 
 
 def _looks_utf16(raw: bytes) -> bool:
     return raw.count(b"\x00") * 4 > len(raw)
 
 
-def _utf8_problem(raw: bytes, exc: UnicodeDecodeError) -> str:
-    """Names the byte and guesses the encoding the file was saved in (a cheap guess: cp1252 decodes most
-    Western European text that is not UTF-8)."""
+def _encoding_guess(raw: bytes) -> str:
+    """A cheap guess at the encoding text that is not UTF-8 was saved in: cp1252 decodes most Western European
+    text."""
     if _looks_utf16(raw):
-        guess = "looks like UTF-16; "
-    else:
-        try:
-            raw.decode("cp1252")
-            guess = "looks like Windows-1252/Latin-1; "
-        except UnicodeDecodeError:
-            guess = ""
-    return f"invalid UTF-8 at byte {exc.start} ({guess}save the file as UTF-8)"
+        return "looks like UTF-16; "
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return ""
+    return "looks like Windows-1252/Latin-1; "
+
+
+def _utf8_problem(raw: bytes, exc: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 at byte {exc.start} ({_encoding_guess(raw)}save the file as UTF-8)"
 
 
 UTF16_LINE = "the line is full of NUL bytes: the file looks like UTF-16; save it as UTF-8"
@@ -222,42 +226,237 @@ def _jsonl_line(raw: bytes) -> dict | RowProblem:
 
 
 _SURROGATE_TEXT = "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
-JSON_ARRAY = (
-    "the file is one JSON array, not JSON Lines (one object per line); convert it, e.g. jq -c '.[]' in.json > out.jsonl"
+JSON_OBJECT = (
+    "the file is one JSON object spread over several lines, not rows; give a JSON array of objects or JSON Lines "
+    "(one object per line), e.g. jq -c '.data[]' in.json > out.jsonl when the rows sit under a key"
 )
-JSON_PRETTY = "the file is pretty-printed JSON, not JSON Lines (one object per line); convert it, e.g. jq -c ."
+
+
+def _object_cut_at_line_end(raw: bytes) -> bool:
+    """True for the first line of a pretty-printed object (`{`, or `{"data": [`): JSON that is cut short exactly
+    where the line ends, which a JSON Lines writer never leaves."""
+    text = raw.decode("utf-8", "replace").strip()
+    if not text.startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.pos >= len(text)
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
+def _jsonl_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, dict | RowProblem]]:
+    seen_text = False
+    for lineno, raw in _lines(path, limits, name):
+        # Blank lines count: a file of nothing but newlines stops at the row limit, not after gigabytes.
+        if lineno > limits.max_rows:
+            raise _rows_over_limit(name, lineno, limits)
+        if not raw.strip():
+            continue
+        row = _jsonl_line(raw)
+        if not seen_text and isinstance(row, RowProblem) and _object_cut_at_line_end(raw):
+            raise ImportFailed([RowError(name, lineno, None, JSON_OBJECT)])
+        seen_text = True
+        yield lineno, row
 
 
 def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
-    """A bad line is a row problem, not a file error: --skip-invalid can step over it like any bad row."""
+    """JSON Lines, or a file that is one JSON array of objects (AlpacaEval's `annotations.json`, many arena
+    dumps), told apart by the first byte that is not blank. A bad line or element is a row problem, not a file
+    error: --skip-invalid can step over it like any bad row."""
+    if _first_byte(path, limits, name) == b"[":
+        unit = "row"
 
-    def rows() -> Iterator[tuple[int, dict | RowProblem]]:
-        seen_text = False
-        for lineno, raw in _lines(path, limits, name):
-            # Blank lines count: a file of nothing but newlines stops at the row limit, not after gigabytes.
-            if lineno > limits.max_rows:
-                raise _rows_over_limit(name, lineno, limits)
-            if not raw.strip():
-                continue
-            row = _jsonl_line(raw)
-            if not seen_text and isinstance(row, RowProblem):
-                if raw.lstrip()[:1] == b"[":
-                    raise ImportFailed([RowError(name, lineno, None, JSON_ARRAY)])
-                if raw.strip() == b"{":
-                    raise ImportFailed([RowError(name, lineno, None, JSON_PRETTY)])
-            seen_text = True
-            yield lineno, row
+        def rows() -> Iterator[tuple[int, dict | RowProblem]]:
+            return _array_rows(path, limits, name)
+    else:
+        unit = "line"
 
-    # The columns come from the first well-formed line; rows() restarts the file so nothing is read twice.
+        def rows() -> Iterator[tuple[int, dict | RowProblem]]:
+            return _jsonl_rows(path, limits, name)
+
+    # The columns come from the first well-formed row; rows() restarts the file so nothing is read twice.
     first, problem = None, None
-    for lineno, row in rows():
+    for number, row in rows():
         if isinstance(row, dict):
             first = row
             break
-        problem = problem or RowError(name, lineno, row.field, row.reason)
+        problem = problem or RowError(name, number, row.field, row.reason, unit)
     if first is None and problem:
         raise ImportFailed([problem])
-    return Table(name, "jsonl", list(first) if first else [], rows(), "line")
+    return Table(name, "jsonl", list(first) if first else [], rows(), unit)
+
+
+# ---- one JSON array -------------------------------------------------------------------------------------
+
+_JSON_BLANK = b" \t\r\n"
+MAX_DEPTH = 512
+"""Deeper rows are refused: JSON Lines rows stop near Python's recursion limit (about 1,000) when they are read,
+and every row is serialised again (hashing, storage), so this leaves room for the frames above it."""
+
+
+def _first_byte(path: Path, limits: Limits, name: str) -> bytes:
+    """The first byte after a UTF-8 byte-order mark and any blanks; b"" for a blank file, a UTF-16 one (whose
+    error the JSON Lines reader gives), or one that is blank for longer than a line may be (the JSON Lines
+    reader then counts its blank lines against the row limit)."""
+    with _open_bytes(path, limits, name) as f:
+        head = f.read(1 << 16)
+        if head.startswith(UTF16_BOMS) or _looks_utf16(head):
+            return b""
+        chunk, seen = head.removeprefix(UTF8_BOM), len(head)
+        while chunk:
+            text = chunk.lstrip(_JSON_BLANK)
+            if text:
+                return text[:1]
+            if seen > limits.max_line_bytes:
+                return b""
+            chunk = f.read(1 << 16)
+            seen += len(chunk)
+    return b""
+
+
+class _ElementReader:
+    """What ijson reads: the decompressed bytes, without a byte-order mark, counted from where the current
+    element began. ijson asks for more only once it has handed out every event of what it has, so the bytes
+    read since the element's first event all belong to it: refusing when they pass the line limit never refuses
+    an element within the limit, and stops a longer one within a buffer (64 KiB) of the limit, before the parser
+    has buffered more of it."""
+
+    def __init__(self, f: IO[bytes], limit: int, name: str) -> None:
+        self.f, self.limit, self.name = f, limit, name
+        self.count = self.start = 0
+        self.row = 1
+        """The element being read, or the next one between elements."""
+
+    def begin(self, row: int) -> None:
+        self.row, self.start = row, self.count
+
+    def read(self, size: int = -1) -> bytes:
+        if self.count - self.start > self.limit:
+            raise ImportFailed(
+                [
+                    RowError(
+                        self.name,
+                        self.row,
+                        None,
+                        f"array element longer than the import limit of {self.limit:,} bytes",
+                        "row",
+                    )
+                ]
+            )
+        data = self.f.read(size)
+        if self.count == 0:
+            data = data.removeprefix(UTF8_BOM)
+        self.count += len(data)
+        return data
+
+
+def _type_word(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _parse_problem(exc: Exception) -> str:
+    """ijson's C parser (yajl) says what went wrong and shows the text around it, marking the spot with `^`
+    below; that text is the best position it gives (it counts no lines)."""
+    message = exc.args[0] if exc.args else str(exc)
+    raw = message if isinstance(message, bytes) else str(message).encode("utf-8", "replace")
+    lines = raw.decode("utf-8", "replace").splitlines()
+    what = lines[0].split(": ", 1)[-1].rstrip(".") if lines else "unreadable"
+    if what == "premature EOF":
+        return "the file ends inside the array (is it cut short?)"
+    if what == "invalid bytes in UTF8 string":
+        context = raw.split(b"\n")[1] if raw.count(b"\n") > 1 else b""
+        return f"invalid UTF-8 ({_encoding_guess(context.strip())}save the file as UTF-8)"
+    near = ""
+    if len(lines) > 2 and "^" in lines[2]:
+        near = lines[1][: lines[2].index("^") + 1].strip()[-40:]
+    return f"malformed JSON ({what}{f', at the end of: {near}' if near else ''})"
+
+
+def _array_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, dict | RowProblem]]:
+    """The elements of a file that is one JSON array, numbered from 1, built from ijson's events rather than
+    with `ijson.items`, whose memory grows with the square of the nesting depth. Numbers that are not whole
+    are read as floats, as `json` reads them (ijson's are Decimals, which JSON cannot store)."""
+    import ijson
+
+    number = 0
+    with _open_bytes(path, limits, name) as f:
+        source = _ElementReader(f, limits.max_line_bytes, name)
+        events = ijson.basic_parse(source)
+        closed = False
+
+        def failed(reason: str) -> ImportFailed:
+            if closed:
+                return ImportFailed([RowError(name, None, None, f"after the array: {reason}")])
+            return ImportFailed([RowError(name, number + 1, None, reason, "row")])
+
+        try:
+            next(events)  # the opening "[" (_first_byte saw it)
+            stack: list[dict | list] = []
+            keys: list[str | None] = []
+            for event, value in events:
+                if event == "map_key":
+                    keys[-1] = value
+                    continue
+                if not stack:
+                    if event == "end_array":
+                        closed = True
+                        continue
+                    if number + 1 > limits.max_rows:
+                        raise _rows_over_limit(name, number + 1, limits, "row")
+                    source.begin(number + 1)
+                if event == "start_map" or event == "start_array":
+                    if len(stack) >= MAX_DEPTH:
+                        raise failed(f"nested more than {MAX_DEPTH} levels deep")
+                    container: dict | list = {} if event == "start_map" else []
+                    if stack:
+                        _put(stack[-1], keys[-1], container)
+                    stack.append(container)
+                    keys.append(None)
+                    continue
+                if event == "end_map" or event == "end_array":
+                    value = stack.pop()
+                    keys.pop()
+                    if stack:
+                        continue
+                elif type(value) is decimal.Decimal:
+                    value = float(value)  # 1e400 becomes inf, as with `json`; the row's checks refuse it
+                if stack:
+                    _put(stack[-1], keys[-1], value)
+                    continue
+                number += 1
+                source.begin(number + 1)
+                if isinstance(value, dict):
+                    yield number, value
+                else:
+                    yield (
+                        number,
+                        RowProblem(None, f"each element of the array must be an object, got {_type_word(value)}"),
+                    )
+        except ijson.JSONError as exc:
+            raise failed(_parse_problem(exc)) from None
+        except UnicodeDecodeError as exc:
+            # yajl turns "\ud800" into bytes that are not UTF-8; raw invalid bytes it reports itself.
+            surrogate = exc.object[exc.start : exc.start + 1] == b"\xed"
+            raise failed(f"text {_SURROGATE_TEXT}" if surrogate else "invalid UTF-8 (save the file as UTF-8)") from None
+        except (ValueError, SystemError) as exc:
+            # A whole number of more than 4,300 digits: Python refuses to convert it (ijson then surfaces the
+            # ValueError as the SystemError of the read it was in).
+            cause = exc if isinstance(exc, ValueError) else exc.__cause__ or exc.__context__
+            if not isinstance(cause, ValueError):
+                raise
+            raise failed(f"malformed JSON ({cause})") from None
+
+
+def _put(container: dict | list, key: str | None, value: Any) -> None:
+    if type(container) is dict:
+        container[key] = value  # a repeated key keeps its last value, as with `json`
+    else:
+        container.append(value)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------
