@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -317,39 +318,158 @@ def _first_byte(path: Path, limits: Limits, name: str) -> bytes:
     return b""
 
 
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(data: bytes, pos: int = 0) -> int:
+    """Where the first lone half of a surrogate pair escaped as \\uXXXX starts (at or after `pos`), or -1. An
+    escape after an odd run of backslashes is text ("\\\\ud800"); yajl would turn a lone high half into "?" and
+    fail the whole file on a lone low half."""
+    paired = 0
+    for match in _SURROGATE_ESCAPE_BYTES.finditer(data):
+        start = match.start()
+        if start < paired:
+            continue
+        run = start
+        while run and data[run - 1] == 0x5C:
+            run -= 1
+        if (start - run) % 2:
+            continue
+        if match.group()[3] in b"89abAB" and _LOW_SURROGATE.match(data, match.end()):
+            paired = match.end() + 6
+        elif start >= pos:
+            return start
+    return -1
+
+
+_ESCAPED_QUOTE = re.compile(rb'(\\+)"')
+_DIGITS = b"0123456789"
+_DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+"""Digits to "0", everything else to " ": a long run of digits is then found by a plain search."""
+
+
+def _unescaped_quotes(data: bytes, start: int, end: int) -> int:
+    """The double quotes in data[start:end] that open or close a string (not those escaped by an odd run of
+    backslashes, which may begin before `start`)."""
+    quotes = data.count(b'"', start, end)
+    if quotes and data.find(b'\\"', 0, end) >= 0:
+        for match in _ESCAPED_QUOTE.finditer(data, 0, end):
+            if match.end() > start and len(match.group(1)) % 2:
+                quotes -= 1
+    return quotes
+
+
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+REPLACEMENT_ESCAPE = b"\\ufffd"
+
+
 class _ElementReader:
     """What ijson reads: the decompressed bytes, without a byte-order mark, counted from where the current
     element began. ijson asks for more only once it has handed out every event of what it has, so the bytes
     read since the element's first event all belong to it: refusing when they pass the line limit never refuses
-    an element within the limit, and stops a longer one within a buffer (64 KiB) of the limit, before the parser
-    has buffered more of it."""
+    an element within the limit, and stops a longer one within two buffers (128 KiB) of the limit, before the
+    parser has buffered more of it.
+
+    The same ordering tells which element holds something found in the bytes: those before it are handed out
+    alone, and whichever element is being read when ijson asks again holds it. So are found
+    - a lone surrogate escape ("\\ud800"), replaced once found (the row is refused, so the replacement is never
+      stored): yajl would silently turn a lone high half into "?" and fail the whole file on a lone low half;
+    - a whole number longer than Python converts (`sys.get_int_max_str_digits()`), which never reaches the
+      parser: ijson's C backend hands on such a number as a NULL object, which crashes the process."""
 
     def __init__(self, f: IO[bytes], limit: int, name: str) -> None:
         self.f, self.limit, self.name = f, limit, name
         self.count = self.start = 0
         self.row = 1
         """The element being read, or the next one between elements."""
+        self.lone_surrogates: set[int] = set()
+        """Elements holding a lone surrogate escape."""
+        self.rest = self.held = b""
+        """Bytes read but not handed out: `rest` from a split, `held` a tail that may end inside an escape."""
+        self.first = True
+        self.escaped = False
+        """The bytes handed out end in an odd run of backslashes, which escapes the next byte."""
+        self.in_string = False
+        """The bytes handed out end inside a JSON string."""
+        self.digits = 0
+        """The run of digits outside a string at the end of the bytes handed out."""
+        self.long_number = False
+        """What comes next is a number too long to convert."""
 
     def begin(self, row: int) -> None:
         self.row, self.start = row, self.count
 
+    def _failed(self, reason: str) -> ImportFailed:
+        return ImportFailed([RowError(self.name, self.row, None, reason, "row")])
+
     def read(self, size: int = -1) -> bytes:
         if self.count - self.start > self.limit:
-            raise ImportFailed(
-                [
-                    RowError(
-                        self.name,
-                        self.row,
-                        None,
-                        f"array element longer than the import limit of {self.limit:,} bytes",
-                        "row",
-                    )
-                ]
-            )
-        data = self.f.read(size)
-        if self.count == 0:
-            data = data.removeprefix(UTF8_BOM)
+            raise self._failed(f"array element longer than the import limit of {self.limit:,} bytes")
+        if self.long_number:
+            raise self._failed(self._long_number())
+        data, self.rest = self.rest or self._fresh(size), b""
+        before = b"\\" if self.escaped else b""
+        at = _lone_surrogate(before + data, len(before)) - len(before)  # negative: none
+        if at == 0:
+            self.lone_surrogates.add(self.row)
+            data = REPLACEMENT_ESCAPE + data[len(REPLACEMENT_ESCAPE) :]
+            at = _lone_surrogate(data, len(REPLACEMENT_ESCAPE))
+        if at > 0:
+            data, self.rest = data[:at], data[at:]
+        data = self._stop_before_long_number(before, data)
+        # Where the bytes handed out leave the lexer: inside a string or not, after a backslash, after digits.
+        if _unescaped_quotes(before + data, len(before), len(before) + len(data)) % 2:
+            self.in_string = not self.in_string
+        run = len(data) - len(data.rstrip(b"\\"))
+        self.escaped = (run % 2 == 1) != (self.escaped and run == len(data))
+        tail = len(data) - len(data.rstrip(_DIGITS))
+        self.digits = 0 if self.in_string else self.digits + tail if tail == len(data) else tail
         self.count += len(data)
+        return data
+
+    @staticmethod
+    def _long_number() -> str:
+        return f"malformed JSON (a number of more than {sys.get_int_max_str_digits():,} digits)"
+
+    def _stop_before_long_number(self, before: bytes, data: bytes) -> bytes:
+        most = sys.get_int_max_str_digits()
+        if not most:
+            return data
+        if self.digits and self.digits + len(data) - len(data.lstrip(_DIGITS)) > most:
+            raise self._failed(self._long_number())
+        if len(data) - len(data.translate(None, _DIGITS)) <= most:
+            return data  # too few digits for a long run
+        digits, run = data.translate(_DIGIT_MAP), b"0" * (most + 1)
+        start = digits.find(run)
+        while start >= 0:
+            quotes = _unescaped_quotes(before + data, len(before), len(before) + start)
+            if self.in_string == (quotes % 2 == 1):  # outside a string: a number
+                if start == 0:
+                    raise self._failed(self._long_number())
+                self.long_number = True
+                self.rest = data[start:] + self.rest
+                return data[:start]
+            end = digits.find(b" ", start)
+            start = digits.find(run, end) if end >= 0 else -1
+        return data
+
+    def _fresh(self, size: int) -> bytes:
+        """At most `size` more bytes of the file, less a tail that may end inside an escape or between the two
+        halves of a pair (from the first backslash of the last 12 bytes), which comes first next time."""
+        if size <= 0:
+            return b""
+        more = self.f.read(max(size - len(self.held), 1))
+        data, self.held = self.held + more, b""
+        if len(data) > size:
+            data, self.held = data[:size], data[size:]
+        if self.first and data:
+            data, self.first = data.removeprefix(UTF8_BOM), False
+        cut = data.find(b"\\", max(len(data) - 12, 0)) if more else -1
+        if cut >= 6 and _HIGH_SURROGATE.fullmatch(data, cut - 6, cut):
+            cut -= 6  # the first half of a pair stays with the second
+        if cut > 0:
+            data, self.held = data[:cut], data[cut:] + self.held
         return data
 
 
@@ -360,21 +480,25 @@ def _type_word(value: Any) -> str:
 
 
 def _parse_problem(exc: Exception) -> str:
-    """ijson's C parser (yajl) says what went wrong and shows the text around it, marking the spot with `^`
-    below; that text is the best position it gives (it counts no lines)."""
+    """ijson's C parser (yajl) says what went wrong and shows the text before the spot (marked with `^` on
+    the line below): that text is the position it gives; it counts neither lines nor bytes."""
     message = exc.args[0] if exc.args else str(exc)
     raw = message if isinstance(message, bytes) else str(message).encode("utf-8", "replace")
     lines = raw.decode("utf-8", "replace").splitlines()
     what = lines[0].split(": ", 1)[-1].rstrip(".") if lines else "unreadable"
     if what == "premature EOF":
         return "the file ends inside the array (is it cut short?)"
+    if what == "trailing garbage":
+        return "more follows the array's closing ]; a .json file holds one array (or use JSON Lines)"
     if what == "invalid bytes in UTF8 string":
         context = raw.split(b"\n")[1] if raw.count(b"\n") > 1 else b""
         return f"invalid UTF-8 ({_encoding_guess(context.strip())}save the file as UTF-8)"
-    near = ""
-    if len(lines) > 2 and "^" in lines[2]:
-        near = lines[1][: lines[2].index("^") + 1].strip()[-40:]
-    return f"malformed JSON ({what}{f', at the end of: {near}' if near else ''})"
+    # The caret stands just after the token yajl stopped at.
+    near = lines[1][: lines[2].index("^")].strip()[-40:] if len(lines) > 2 and "^" in lines[2] else ""
+    word = re.split(r"[^A-Za-z]", near)[-1]
+    if word and ("NaN".startswith(word) or "Infinity".startswith(word)):
+        return "malformed JSON (NaN or Infinity, which JSON does not allow)"
+    return f"malformed JSON ({what}{f' at the end of: {near}' if near else ''})"
 
 
 def _array_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, dict | RowProblem]]:
@@ -430,7 +554,9 @@ def _array_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, di
                     continue
                 number += 1
                 source.begin(number + 1)
-                if isinstance(value, dict):
+                if number in source.lone_surrogates:
+                    yield number, RowProblem(None, f"text {_SURROGATE_TEXT}")
+                elif isinstance(value, dict):
                     yield number, value
                 else:
                     yield (
@@ -439,17 +565,11 @@ def _array_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, di
                     )
         except ijson.JSONError as exc:
             raise failed(_parse_problem(exc)) from None
-        except UnicodeDecodeError as exc:
-            # yajl turns "\ud800" into bytes that are not UTF-8; raw invalid bytes it reports itself.
-            surrogate = exc.object[exc.start : exc.start + 1] == b"\xed"
-            raise failed(f"text {_SURROGATE_TEXT}" if surrogate else "invalid UTF-8 (save the file as UTF-8)") from None
-        except (ValueError, SystemError) as exc:
-            # A whole number of more than 4,300 digits: Python refuses to convert it (ijson then surfaces the
-            # ValueError as the SystemError of the read it was in).
-            cause = exc if isinstance(exc, ValueError) else exc.__cause__ or exc.__context__
-            if not isinstance(cause, ValueError):
-                raise
-            raise failed(f"malformed JSON ({cause})") from None
+        except UnicodeDecodeError:
+            # Bytes yajl lets through, such as a surrogate encoded as UTF-8 (b"\xed\xa0\x80").
+            raise failed("invalid UTF-8 (save the file as UTF-8)") from None
+        except decimal.InvalidOperation:
+            raise failed("malformed JSON (a number out of range)") from None
 
 
 def _put(container: dict | list, key: str | None, value: Any) -> None:

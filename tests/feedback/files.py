@@ -1,10 +1,11 @@
-"""Writes the same rows as JSONL, CSV, Parquet or a saved HF dataset, so one test covers every format."""
+"""Writes the same rows as JSONL, one JSON array, CSV, Parquet or a saved HF dataset, so one test covers every
+format."""
 
 import csv
 import json
 from pathlib import Path
 
-FORMATS = ["jsonl", "csv", "parquet", "hf"]
+FORMATS = ["jsonl", "json", "csv", "parquet", "hf"]
 
 
 def write_rows(rows: list[dict], fmt: str, directory: Path, name: str = "data") -> Path:
@@ -12,6 +13,9 @@ def write_rows(rows: list[dict], fmt: str, directory: Path, name: str = "data") 
     if fmt == "jsonl":
         path = directory / f"{name}.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif fmt == "json":  # one pretty-printed array, as AlpacaEval publishes its annotations
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     elif fmt == "csv":
         path = directory / f"{name}.csv"
         columns = list(dict.fromkeys(k for r in rows for k in r))
