@@ -234,8 +234,8 @@ JSON_OBJECT = (
 
 
 def _object_cut_at_line_end(raw: bytes) -> bool:
-    """True for the first line of a pretty-printed object (`{`, or `{"data": [`): JSON that is cut short exactly
-    where the line ends, which a JSON Lines writer never leaves."""
+    """True for the first line of a pretty-printed object (`{`, or `{"data": [`): JSON cut short exactly where
+    the line ends."""
     text = raw.decode("utf-8", "replace").strip()
     if not text.startswith("{"):
         return False
@@ -249,7 +249,10 @@ def _object_cut_at_line_end(raw: bytes) -> bool:
 
 
 def _jsonl_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, dict | RowProblem]]:
-    seen_text = False
+    seen = 0
+    first: tuple[int, RowProblem] | None = None
+    """The first line, when it is an object cut short where the line ends: the next line tells whether the
+    file is one object spread over lines (it does not parse either) or JSON Lines with a bad first line."""
     for lineno, raw in _lines(path, limits, name):
         # Blank lines count: a file of nothing but newlines stops at the row limit, not after gigabytes.
         if lineno > limits.max_rows:
@@ -257,16 +260,25 @@ def _jsonl_rows(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, di
         if not raw.strip():
             continue
         row = _jsonl_line(raw)
-        if not seen_text and isinstance(row, RowProblem) and _object_cut_at_line_end(raw):
-            raise ImportFailed([RowError(name, lineno, None, JSON_OBJECT)])
-        seen_text = True
+        seen += 1
+        if seen == 1 and isinstance(row, RowProblem) and _object_cut_at_line_end(raw):
+            first = (lineno, row)
+            continue
+        if first:
+            if isinstance(row, RowProblem):
+                raise ImportFailed([RowError(name, first[0], None, JSON_OBJECT)])
+            yield first
+            first = None
         yield lineno, row
+    if first:
+        yield first
 
 
 def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
     """JSON Lines, or a file that is one JSON array of objects (AlpacaEval's `annotations.json`, many arena
-    dumps), told apart by the first byte that is not blank. A bad line or element is a row problem, not a file
-    error: --skip-invalid can step over it like any bad row."""
+    dumps), told apart by the first byte that is not blank. A bad line, or an element that is not an object or
+    holds a lone surrogate, is a row problem, not a file error: --skip-invalid can step over it like any bad row.
+    Bytes an array's parser cannot read past (malformed JSON, invalid UTF-8) fail the file, naming the row."""
     if _first_byte(path, limits, name) == b"[":
         unit = "row"
 
@@ -494,9 +506,10 @@ def _parse_problem(exc: Exception) -> str:
         context = raw.split(b"\n")[1] if raw.count(b"\n") > 1 else b""
         return f"invalid UTF-8 ({_encoding_guess(context.strip())}save the file as UTF-8)"
     # The caret stands just after the token yajl stopped at.
-    near = lines[1][: lines[2].index("^")].strip()[-40:] if len(lines) > 2 and "^" in lines[2] else ""
-    word = re.split(r"[^A-Za-z]", near)[-1]
-    if word and ("NaN".startswith(word) or "Infinity".startswith(word)):
+    caret = lines[2].index("^") if len(lines) > 2 and "^" in lines[2] else 0
+    near = lines[1][:caret].strip()[-40:] if caret else ""
+    word = re.split(r"[^A-Za-z]", near)[-1] + re.match(r"[A-Za-z]*", lines[1][caret:] if caret else "").group()
+    if word in ("NaN", "Infinity"):
         return "malformed JSON (NaN or Infinity, which JSON does not allow)"
     return f"malformed JSON ({what}{f' at the end of: {near}' if near else ''})"
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Max
 
 from feedback.comparisons import RANKING_MAX, comparisons_create
 from feedback.hashing import canonical_json, members_key, messages_hash, text_hash
-from feedback.models import Comparison, Label, Project, Prompt, Response
+from feedback.models import Comparison, Label, Project, Prompt, RankingItem, Response
 
 from .errors import ImportFailed, RowError, RowProblem
 from .kinds import KINDS, PARSERS, JudgedPairRecord, Record, Reply, ResponsesRecord, detect_kind
@@ -44,6 +44,8 @@ QUERY_CHUNK = 500
 ERRORS_KEPT = 1000
 """Bad rows reported one by one; beyond these only their number is kept."""
 CHECK_REPORT_EVERY = 10_000
+ANALYSE_FIRST = 20_000
+"""PostgreSQL's statistics are refreshed after this many rows, then each time the rows written double."""
 
 Progress = Callable[[str, int, int | None], None]
 """Called as `progress(stage, done, total)`: stage "checking" (rows read; the total is known only at the end),
@@ -265,6 +267,7 @@ def _write(
     occurrences: dict[int, int] = defaultdict(int)
     batch: list[tuple[Record, str | None]] = []
     chars = rows = valid = 0
+    analyse_at = ANALYSE_FIRST
     for _, row in table.rows:
         rows += 1
         try:
@@ -288,6 +291,9 @@ def _write(
         if len(batch) >= chunk_rows or chars >= CHUNK_CHARS:
             _write_chunk(state, batch)
             batch, chars = [], 0
+            if rows >= analyse_at:
+                _analyse()
+                analyse_at *= 2
             progress("writing", rows, checked.rows)
             if should_stop():
                 raise ImportStopped
@@ -296,7 +302,32 @@ def _write(
     if (rows, valid) != (checked.rows, checked.valid):
         raise ImportFailed([RowError(table.name, None, None, "the file changed while it was being imported")])
     progress("writing", rows, checked.rows)
+    if rows >= ANALYSE_FIRST:
+        _analyse()
     _compare_responses(state, progress, should_stop)
+
+
+def _analyse() -> None:
+    """Fresh planner statistics for the tables this import fills, inside its transaction (PostgreSQL).
+
+    PostgreSQL plans with the statistics a table had before the transaction began: to it, a table that has grown
+    by a million rows since is still empty, and the lookup of a chunk's prompts by (project, hash) scans every
+    prompt of the project instead of using the unique index, so each chunk takes longer than the last. ANALYZE
+    in the transaction counts the transaction's own rows. Its lock is held until the commit, so a second large
+    import at the same time does not wait for it: that one goes on with the statistics there are."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(
+        connection.ops.quote_name(m._meta.db_table) for m in (Prompt, Response, Comparison, RankingItem, Label)
+    )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', '200ms', true)")
+            (before, _), *_ = cursor.fetchall()
+            cursor.execute(f"ANALYZE {tables}")
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+    except OperationalError:  # another transaction holds the lock: the savepoint is rolled back, the import goes on
+        pass
 
 
 def _chars(record: Record) -> int:

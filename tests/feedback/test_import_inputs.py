@@ -209,6 +209,14 @@ BOMBS = {
         b'",b\n',
         "CSV row longer than the import limit",
     ),
+    # one 400 MiB element of a JSON array: ijson would buffer the whole string
+    "element.json.gz": (
+        b'[{"prompt": "ok"},\n {"prompt": "',
+        b"a" * MIB,
+        400,
+        b'"}]',
+        "row 2: array element longer than the import limit",
+    ),
 }
 
 
@@ -738,18 +746,18 @@ def test_parquet_with_timestamps_and_bytes_imports(tmp_path):
     assert texts(project) == ["as bytes", "more"]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ([{"prompt": "a"}, {"prompt": "b"}], "line 1: the file is one JSON array, not JSON Lines"),
-        ({"prompt": "a"}, "line 1: the file is pretty-printed JSON, not JSON Lines"),
-    ],
-    ids=["array", "pretty"],
-)
-def test_plain_json_files_are_explained(tmp_path, value, expected):
+def test_a_json_file_that_is_one_array_imports(tmp_path):
     path = tmp_path / "annotations.json"
-    path.write_text(json.dumps(value, indent=2))
-    rejected(path, f"annotations.json, {expected}")
+    path.write_text(json.dumps([{"prompt": "a"}, {"prompt": "b"}], indent=2))
+    project = ProjectFactory()
+    assert data_import(project=project, path=path).imported == 2
+    assert texts(project) == ["a", "b"]
+
+
+def test_a_pretty_printed_json_object_is_explained(tmp_path):
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"prompt": "a"}, indent=2))
+    rejected(path, "annotations.json, line 1: the file is one JSON object spread over several lines, not rows")
 
 
 def test_json_text_in_a_list_field_outside_csv_says_where_json_text_is_read(tmp_path):

@@ -53,7 +53,7 @@ def _check(project, path):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     data=st.binary(max_size=400),
-    suffix=st.sampled_from([".jsonl", ".csv", ".parquet", ".jsonl.gz", ".csv.gz"]),
+    suffix=st.sampled_from([".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ".json.gz", ".csv.gz"]),
     gzipped=st.booleans(),
 )
 def test_random_bytes_never_crash_the_import(tmp_path, data, suffix, gzipped):
@@ -64,6 +64,54 @@ def test_random_bytes_never_crash_the_import(tmp_path, data, suffix, gzipped):
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(gzip.compress(data) if gzipped and suffix.endswith(".gz") else data)
     _check(project, path)
+
+
+# Pieces that steer random bytes into the JSON array reader's corners: escapes and surrogate halves, long digit
+# runs (numbers Python will not convert, or text), nesting, NaN, byte-order marks and bytes that are not UTF-8.
+JSON_PIECES = st.sampled_from(
+    [
+        b'"',
+        b"\\",
+        b'\\"',
+        b"\\ud83d",
+        b"\\ude00",
+        b"\\ud83d\\ude00",
+        b"\\u00e9",
+        b"9" * 4301,
+        b"1.5",
+        b"-",
+        b"1e999",
+        b"NaN",
+        b"[" * 600,
+        b"]",
+        b"{",
+        b"}",
+        b",",
+        b":",
+        b'"prompt"',
+        b'{"prompt": "Q", "chosen": "A", "rejected": "B"}',
+        b"\n",
+        b"\xef\xbb\xbf",
+        b"\xe9",
+        b"\xed\xa0\x80",
+        b"\x00",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(JSON_PIECES | st.binary(max_size=20), max_size=30),
+    suffix=st.sampled_from([".json", ".json.gz"]),
+)
+def test_random_json_arrays_never_crash_the_import(tmp_path, pieces, suffix):
+    """A file that starts with "[" is read as one array (ijson's C parser, fed by our own reader)."""
+    import gzip
+
+    data = b"[" + b"".join(pieces)
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    _check(ProjectFactory(), path)
 
 
 PATHS = st.sampled_from(["train", "data-00000-of-00001.arrow", "/etc/passwd", "..", "../x", "a/../../b", "", "/"])
@@ -111,12 +159,19 @@ def test_random_zipped_datasets_never_crash_the_import(tmp_path, marker, meta, a
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(rows=st.lists(st.dictionaries(COLUMNS, JSONISH, min_size=1, max_size=5), min_size=1, max_size=4))
-def test_random_rows_never_crash_the_import(tmp_path, rows):
-    """FUZZ_EXAMPLES=5000 for a longer hunt; CI runs 200."""
+@given(
+    rows=st.lists(st.dictionaries(COLUMNS, JSONISH, min_size=1, max_size=5), min_size=1, max_size=4),
+    as_array=st.booleans(),
+)
+def test_random_rows_never_crash_the_import(tmp_path, rows, as_array):
+    """FUZZ_EXAMPLES=5000 for a longer hunt; CI runs 200. The rows are written as JSON Lines or as one array."""
     import json
 
     project = ProjectFactory()
-    path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if as_array:
+        path = tmp_path / "rows.json"
+        path.write_text(json.dumps(rows, indent=1))
+    else:
+        path = tmp_path / "rows.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     _check(project, path)
