@@ -59,7 +59,8 @@ def upload_import(
 
     A saved HF dataset is a folder, so it arrives zipped; everything else is imported as the file it is. The
     stored copy of a small upload is removed before this returns; a job's is removed when the job ends."""
-    name = (Path(upload.name or "").name or "upload")[:200]
+    # Control characters (a NUL above all: PostgreSQL stores none) never reach a message or a job's config.
+    name = (re.sub(r"[\x00-\x1f\x7f]", "", Path(upload.name or "").name) or "upload")[:200]
     limits = default_limits()
     if upload.size and upload.size > limits.max_bytes:
         raise _too_large(name, limits)
