@@ -204,7 +204,14 @@ class Label(models.Model):
     )
     strength = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 slightly, 2 clearly, 3 much.")
     rationale = models.TextField(blank=True)
-    import_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    import_key = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Imported labels: hash of source and row; unique per comparison, so one file imports into many "
+        "projects and re-imports into one add nothing.",
+    )
     assignment = models.OneToOneField(
         "Assignment",
         null=True,
@@ -237,6 +244,11 @@ class Label(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=3), name="label_strength_1_3"
+            ),
+            models.UniqueConstraint(
+                fields=["comparison", "import_key"],
+                name="label_unique_import_key",
+                condition=Q(import_key__isnull=False),
             ),
         ]
         indexes = [models.Index(fields=["comparison", "created_at"], name="label_comparison")]

@@ -114,4 +114,5 @@ class JobForm(forms.Form):
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    return [(kind, KIND_HELP[kind]) for kind in CONFIGS]
+    # An import job is started by uploading its file (project page, admin, API); the form has no file to give it.
+    return [(kind, KIND_HELP[kind]) for kind in CONFIGS if kind != "import"]

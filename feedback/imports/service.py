@@ -421,10 +421,13 @@ def _write_chunk(state: _Write, batch: list[tuple[Record, str | None]]) -> None:
         comparison_ids[(pid, obj.members_key)] = obj.id
     summary.created["comparisons"] += len(created)
 
-    # 4. Imported labels, keyed by source and row so a re-import adds none.
+    # 4. Imported labels, keyed by source and row so a re-import adds none; the same file imported into
+    # another project is that project's labels, so only this project's keys count as present.
     present: set[str] = set()
     for chunk in _chunks(key for _, key in batch if key):
-        present.update(Label.objects.filter(import_key__in=chunk).values_list("import_key", flat=True))
+        present.update(
+            Label.objects.filter(comparison__project=project, import_key__in=chunk).values_list("import_key", flat=True)
+        )
     labels = []
     for i in judged:
         r, key = batch[i]

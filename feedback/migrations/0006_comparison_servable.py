@@ -6,18 +6,20 @@ from feedback.db_triggers import drop, install
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0005_response_reasoning'),
+        ("feedback", "0005_response_reasoning"),
     ]
 
     operations = [
         # SQLite rebuilds feedback_comparison for this ALTER; its triggers must be dropped around it.
         migrations.RunPython(drop, install),
         migrations.AddField(
-            model_name='comparison',
-            name='servable',
-            field=models.BooleanField(default=True, help_text='False when a side is an empty answer (imported judged pairs): kept and counted in everything computed from judgements, never served to annotators.'),
+            model_name="comparison",
+            name="servable",
+            field=models.BooleanField(
+                default=True,
+                help_text="False when a side is an empty answer (imported judged pairs): kept and counted in everything computed from judgements, never served to annotators.",
+            ),
         ),
         migrations.RunPython(install, drop),
     ]

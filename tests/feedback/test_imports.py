@@ -271,6 +271,30 @@ def test_same_prompt_in_another_project_is_separate(tmp_path):
     assert Prompt.objects.filter(project=p1).count() == Prompt.objects.filter(project=p2).count() == 1
 
 
+def test_same_judged_file_in_two_projects_gives_each_its_labels(tmp_path):
+    """Imported labels are keyed by source and row; that key must not make project B's import a no-op."""
+    p1, p2 = ProjectFactory(), ProjectFactory()
+    rows = [
+        {
+            "prompt": SKY,
+            "response_a": "Rayleigh scattering.",
+            "response_b": "Magic.",
+            "model_a": "m1",
+            "model_b": "m2",
+            "winner": "model_a",
+        },
+        {"prompt": "2+2?", "response_a": "4", "response_b": "5", "model_a": "m1", "model_b": "m2", "winner": "tie"},
+    ]
+    path = write_rows(rows, "jsonl", tmp_path)
+    data_import(project=p1, path=path)
+    second = data_import(project=p2, path=path)
+    assert second.created["labels"] == 2
+    assert counts(p1) == counts(p2) == {"prompts": 2, "responses": 4, "comparisons": 2, "labels": 2}
+    again = data_import(project=p2, path=path)
+    assert again.created["labels"] == 0 and again.already_present == 2
+    assert counts(p2)["labels"] == 2
+
+
 # ---- bad input: one clear message, nothing written -------------------------------------------------------
 
 

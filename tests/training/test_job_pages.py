@@ -97,6 +97,15 @@ def test_new_job_form_is_generated_from_the_kind_s_config(client, manager):
     assert 'name="config_step_seconds"' in partial and "config_temperatures" not in partial
 
 
+def test_new_job_form_offers_no_import_kind(client, manager):
+    """An import job needs an uploaded file; it starts from the upload, not from this form."""
+    client.force_login(manager)
+    page = client.get("/jobs/new/").content.decode()
+    assert 'value="generate"' in page and 'value="import"' not in page
+    refused = client.post("/jobs/new/", {"kind": "import", "project": "alpha"})
+    assert refused.status_code == 200 and not Job.objects.exists()
+
+
 def test_new_job_form_queues_the_job_and_shows_errors_beside_their_field(client, manager):
     client.force_login(manager)
     bad = client.post("/jobs/new/", {**_generate_defaults(), "kind": "generate", "project": "alpha", "config_n": "0"})
