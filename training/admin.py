@@ -4,13 +4,13 @@ config is validated against its kind's dataclass."""
 from django import forms
 from django.contrib import admin, messages
 
-from .configs import CONFIGS, ConfigError, config_dict, config_from
+from .configs import SUBMITTABLE, ConfigError, config_dict, config_from
 from .jobs import JobStateError, job_cancel, job_retry
 from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel
 
 
 class JobForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=[(k, k) for k in CONFIGS])
+    kind = forms.ChoiceField(choices=[(k, k) for k in SUBMITTABLE])
 
     class Meta:
         model = Job

@@ -146,6 +146,10 @@ KIND_HELP = {
     "import": "Import a large upload (queued by the project's import page and the API, not started here).",
     "noop": "Check the workers: count to N with a checkpoint per step.",
 }
+SUBMITTABLE = tuple(kind for kind in CONFIGS if kind != "import")
+"""Kinds a person starts by naming a config (form, API, admin, submit_job). An import job starts from its upload
+(feedback.imports.uploads), which alone knows the stored file; naming another job's upload would let one job
+delete what the other still has to read."""
 
 
 def _hooks() -> dacite.Config:

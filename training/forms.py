@@ -10,7 +10,7 @@ from typing import Any, Union, get_args, get_origin
 
 from django import forms
 
-from .configs import CONFIGS, KIND_HELP, ConfigError, FieldSpec, config_from, field_specs
+from .configs import KIND_HELP, SUBMITTABLE, ConfigError, FieldSpec, config_from, field_specs
 from .registry import model_names
 
 LONG_TEXT = {"system", "examples"}
@@ -114,5 +114,4 @@ class JobForm(forms.Form):
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    # An import job is started by uploading its file (project page, admin, API); the form has no file to give it.
-    return [(kind, KIND_HELP[kind]) for kind in CONFIGS if kind != "import"]
+    return [(kind, KIND_HELP[kind]) for kind in SUBMITTABLE]

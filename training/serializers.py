@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .configs import CONFIGS
+from .configs import SUBMITTABLE
 from .models import Artifact, Job, RegisteredModel
 from .selectors import job_log_tail, job_metric_series
 
@@ -51,7 +51,7 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=sorted(CONFIGS))
+    kind = serializers.ChoiceField(choices=sorted(SUBMITTABLE))
     project = serializers.SlugField()
     config = serializers.DictField(required=False, default=dict)
 

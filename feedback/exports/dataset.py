@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from annotators.models import Membership
 from feedback.annotation import gold_accuracy_by_annotator
@@ -86,7 +88,13 @@ def _dated_people_filters(qs: QuerySet, project: Project, options: ExportOptions
     if options.segment:
         # The person's segment in this project (their membership here), never one set in another project.
         key, value = (part.strip() for part in options.segment.split("=", 1))
-        in_segment = Membership.objects.filter(project=project, **{f"attributes__{key}": value})
+        # KeyTextTransform names the key as a key: `attributes__<key>` would read a key called "isnull",
+        # "contains" or "regex" as that lookup on the whole field.
+        # (Cast: an annotation of a JSON key still compares as JSON.)
+        segment_value = Cast(KeyTextTransform(key, "attributes"), TextField())
+        in_segment = Membership.objects.annotate(segment_value=segment_value).filter(
+            project=project, segment_value=value
+        )
         qs = qs.filter(**{f"{person}_id__in": in_segment.values("user_id")})
     return qs
 

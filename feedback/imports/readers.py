@@ -210,8 +210,8 @@ def _jsonl_line(raw: bytes) -> dict | RowProblem:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return RowProblem(None, f"malformed JSON ({exc.msg} at column {exc.colno})")
-    except ValueError as exc:  # e.g. a number with more digits than Python converts
-        return RowProblem(None, f"malformed JSON ({exc})")
+    except ValueError:  # Python converts integers of at most 4,300 digits
+        return RowProblem(None, "malformed JSON (a number too long to read)")
     except RecursionError:
         return RowProblem(None, "malformed JSON (nested too deeply)")
     if not isinstance(obj, dict):

@@ -173,12 +173,14 @@ def _stored_uploads_sweep(project_id: int) -> None:
             jobs[int(text)] = folder
         elif time.time() - folder.stat().st_mtime > ORPHAN_SECONDS:
             shutil.rmtree(folder, ignore_errors=True)
-    waiting = set(
-        Job.objects.filter(pk__in=jobs, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).values_list("pk", flat=True)
-    )
+    status = dict(Job.objects.filter(pk__in=jobs).values_list("pk", "status"))
     for pk, folder in jobs.items():
-        if pk not in waiting:
-            shutil.rmtree(folder, ignore_errors=True)
+        if status.get(pk) in (Job.Status.QUEUED, Job.Status.RUNNING):
+            continue
+        # No row yet: another upload's transaction has written the marker and not committed its job.
+        if pk not in status and time.time() - folder.stat().st_mtime <= ORPHAN_SECONDS:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _safe_name(name: str) -> str:

@@ -176,6 +176,17 @@ def test_segment_filter_adds_a_column(project, people, tmp_path):
     assert segmented_ids(project, tmp_path) == [(c1.pk, "expertise=expert")]
 
 
+@pytest.mark.parametrize("key", ["isnull", "contains", "regex", "gt", "in", "has_key"])
+def test_segment_keys_named_like_lookups_are_keys(project, people, tmp_path, key):
+    """A segment called "isnull" or "regex" filters on that key, not on the whole attributes field."""
+    c1, c2 = make_pair(project), make_pair(project)
+    Membership.objects.filter(pk=people[0].pk).update(attributes={key: "1"})
+    Membership.objects.filter(pk=people[1].pk).update(attributes={"other": "1"})
+    label(c1, people[0], "a")
+    label(c2, people[1], "a")
+    assert segmented_ids(project, tmp_path, segment=f"{key}=1") == [(c1.pk, f"{key}=1")]
+
+
 def test_segment_is_the_one_set_in_the_exported_project(project, people, tmp_path):
     """A person who is an expert in another project is not one here, and the other way round."""
     other = ProjectFactory()

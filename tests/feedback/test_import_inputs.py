@@ -778,7 +778,7 @@ def test_zip_entry_climbing_out_is_refused(manager):
     ("line", "expected"),
     [
         ("[" * 100_000 + "]" * 100_000, "malformed JSON (nested too deeply)"),
-        ('{"prompt": "Q", "metadata": {"n": ' + "9" * 5000 + "}}", "malformed JSON"),
+        ('{"prompt": "Q", "metadata": {"n": ' + "9" * 5000 + "}}", "malformed JSON (a number too long to read)"),
     ],
     ids=["deep", "digits"],
 )

@@ -269,6 +269,27 @@ def test_the_upload_of_a_job_cancelled_before_it_ran_is_removed_at_the_next_uplo
     assert [p.name for p in stored_uploads(settings)] == ["second.jsonl"]
 
 
+def test_an_upload_whose_job_is_not_committed_yet_survives_another_upload(settings):
+    """Two uploads at once: the first has written its folder's job marker but not yet committed its job row when
+    the second sweeps the project's folder; the first's file must still be there for its job."""
+    project = ProjectFactory()
+    pending = Path(settings.JUROR_DATA_DIR) / "imports" / str(project.pk) / ("a" * 32)
+    pending.mkdir(parents=True)
+    (pending / "first.jsonl").write_bytes(responses_file(400))
+    (pending / ".job").write_text("999999")  # the id its job row will have once committed
+    post_import(manager_client(project), project, "second.jsonl", responses_file(400))
+    assert sorted(p.name for p in stored_uploads(settings)) == ["first.jsonl", "second.jsonl"]
+
+
+def test_import_jobs_start_only_from_an_upload():
+    """Naming another job's stored upload would let one job delete the file the other still has to read."""
+    project = ProjectFactory(slug="mine")
+    client = manager_client(project)
+    r = client.post("/api/v1/jobs/", {"kind": "import", "project": "mine", "config": {"upload": "x"}}, format="json")
+    assert r.status_code == 400 and "kind" in r.json()
+    assert not Job.objects.exists()
+
+
 # ---- the admin form ---------------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from feedback.models import Project
-from training.configs import CONFIGS, ConfigError, field_specs
+from training.configs import SUBMITTABLE, ConfigError, field_specs
 from training.jobs import job_submit
 from training.models import Job
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
     help = "Queue a job (prints its id); with --wait, follow it and exit non-zero unless it succeeds."
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=sorted(CONFIGS))
+        parser.add_argument("kind", choices=sorted(SUBMITTABLE))
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--config", type=Path, help="JSON file with config values.")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config value (repeat).")
