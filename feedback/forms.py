@@ -5,7 +5,9 @@ from .labels import Judgement, LabelRejected, display_keys
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL, a JSON array, CSV or Parquet (optionally gzipped), or a zipped save_to_disk folder.")
+    file = forms.FileField(
+        help_text="JSONL, a JSON array, CSV or Parquet (optionally gzipped), or a zipped save_to_disk folder."
+    )
     format = forms.ChoiceField(choices=[("", "Detect from the file name"), *((f, f) for f in FORMATS)], required=False)
     source = forms.CharField(required=False, max_length=120, help_text="Who judged imported pairs.")
     skip_invalid = forms.BooleanField(

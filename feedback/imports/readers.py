@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import re
+import struct
 import sys
 import zlib
 from collections.abc import Iterator
@@ -678,17 +679,160 @@ def read_csv(path: Path, limits: Limits, name: str) -> Table:
 
 # ---- Arrow-based: Parquet and saved HF datasets ---------------------------------------------------------
 
+VALUE_BYTES = 8
+"""What every value of a Parquet or Arrow row counts (each list element, struct, number or text, on top of a text's
+own bytes) toward the byte and line limits: a file of millions of empty values decodes to memory too."""
+SLICE_BYTES = 4 << 20
+"""Rows are turned into Python values a slice of about this many decoded bytes at a time (at least one row)."""
+PARQUET_BATCH_BYTES = 16 << 20
+"""A Parquet batch holds about this many bytes, as the row groups declare them; never more than 4,096 rows."""
+
 
 def _needs_plain(arrow_type) -> bool:
     """Types whose Python values JSON cannot hold (timestamps, decimals, bytes), nested ones included."""
     import pyarrow as pa
 
     t = pa.types
+    if isinstance(arrow_type, pa.ExtensionType):
+        return _needs_plain(arrow_type.storage_type)
+    if t.is_dictionary(arrow_type):
+        return _needs_plain(arrow_type.value_type)
     if t.is_temporal(arrow_type) or t.is_decimal(arrow_type):
         return True
     if t.is_binary(arrow_type) or t.is_large_binary(arrow_type) or t.is_fixed_size_binary(arrow_type):
         return True
+    if t.is_binary_view(arrow_type):
+        return True
     return any(_needs_plain(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+
+
+def _unreadable_type(arrow_type) -> str | None:
+    """The first type inside `arrow_type` the import does not read (unions, run-end encoding: a few bytes can stand
+    for billions of values), or None."""
+    import pyarrow as pa
+
+    t = pa.types
+    if isinstance(arrow_type, pa.ExtensionType):
+        return _unreadable_type(arrow_type.storage_type)
+    if t.is_union(arrow_type) or t.is_run_end_encoded(arrow_type):
+        return str(arrow_type)
+    if t.is_dictionary(arrow_type):
+        return _unreadable_type(arrow_type.value_type)
+    for i in range(arrow_type.num_fields):
+        if found := _unreadable_type(arrow_type.field(i).type):
+            return found
+    return None
+
+
+def _check_types(schema, name: str) -> None:
+    for f in schema:
+        if found := _unreadable_type(f.type):
+            raise ImportFailed([RowError(name, None, f.name, f"holds a type the import does not read ({found})")])
+
+
+def _value_count(array) -> int:
+    """How many values `array` holds at every level, from the arrays' lengths alone (nothing is allocated)."""
+    import pyarrow as pa
+
+    if isinstance(array, pa.ExtensionArray):
+        return _value_count(array.storage)
+    if isinstance(array, pa.DictionaryArray):
+        return len(array) + _value_count(array.dictionary)
+    if isinstance(array, pa.StructArray):
+        return len(array) + sum(_value_count(array.field(i)) for i in range(array.type.num_fields))
+    if isinstance(array, pa.ListArray | pa.LargeListArray | pa.FixedSizeListArray):  # maps are lists
+        return len(array) + _value_count(array.values)
+    if isinstance(array, pa.ListViewArray | pa.LargeListViewArray):
+        return len(array) + _value_count(array.values)
+    return len(array)
+
+
+def _fixed_size(arrow_type) -> int | None:
+    """The decoded size of every value of a type whose values all weigh the same (numbers, nulls, structs of
+    them), or None; a list of such values is then measured from its offsets alone."""
+    import pyarrow as pa
+
+    t = pa.types
+    if isinstance(arrow_type, pa.ExtensionType):
+        return _fixed_size(arrow_type.storage_type)
+    if t.is_struct(arrow_type):
+        children = [_fixed_size(arrow_type.field(i).type) for i in range(arrow_type.num_fields)]
+        return None if None in children else VALUE_BYTES + sum(children)
+    if t.is_fixed_size_list(arrow_type):
+        child = _fixed_size(arrow_type.value_type)
+        return None if child is None else VALUE_BYTES + arrow_type.list_size * child
+    if t.is_fixed_size_binary(arrow_type):
+        return VALUE_BYTES + arrow_type.byte_width
+    if arrow_type.num_fields or t.is_dictionary(arrow_type):
+        return None
+    try:
+        width = arrow_type.bit_width // 8
+    except ValueError:  # text, binary
+        return None
+    return VALUE_BYTES + max(width - VALUE_BYTES, 0)
+
+
+def _segment_sums(values, starts, ends):
+    """values[starts[i]:ends[i]].sum() for every i, in int64."""
+    import numpy as np
+
+    if not len(values):
+        return np.zeros(len(starts), dtype=np.int64)
+    sums = np.add.reduceat(values, np.minimum(starts, len(values) - 1), dtype=np.int64)
+    return np.where(ends > starts, sums, 0)
+
+
+def _row_sizes(array):
+    """Each value's decoded size: its text or binary bytes, fixed-width bytes, and VALUE_BYTES for the value itself
+    and for everything nested in it. Computed from lengths and offsets, so a dictionary value used a million times
+    counts a million times without being copied once, and a list of numbers or nulls is measured from its offsets."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = pa.types
+    n = len(array)
+    if isinstance(array, pa.ExtensionArray):
+        return _row_sizes(array.storage)
+    kind = array.type
+    fixed = _fixed_size(kind)
+    if n == 0 or fixed is not None:
+        return np.full(n, fixed or VALUE_BYTES, dtype=np.int64)
+    valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
+    if isinstance(array, pa.DictionaryArray):
+        sizes = _row_sizes(array.dictionary)[array.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    elif t.is_string(kind) or t.is_large_string(kind) or t.is_binary(kind) or t.is_large_binary(kind):
+        sizes = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False) + VALUE_BYTES
+    elif t.is_string_view(kind) or t.is_binary_view(kind):
+        # Each view is 16 bytes starting with its int32 length.
+        views = np.frombuffer(array.buffers()[1], dtype=np.int32).reshape(-1, 4)
+        sizes = views[array.offset : array.offset + n, 0].astype(np.int64) + VALUE_BYTES
+    elif isinstance(array, pa.StructArray):
+        sizes = np.full(n, VALUE_BYTES, dtype=np.int64)
+        for i in range(kind.num_fields):
+            sizes += _row_sizes(array.field(i))
+    elif isinstance(array, pa.FixedSizeListArray):
+        width = kind.list_size
+        child = _row_sizes(array.values)[array.offset * width : (array.offset + n) * width]
+        sizes = (child.reshape(n, width).sum(axis=1) if width else np.zeros(n, dtype=np.int64)) + VALUE_BYTES
+    elif isinstance(array, pa.ListArray | pa.LargeListArray | pa.ListViewArray | pa.LargeListViewArray):
+        starts = array.offsets.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if isinstance(array, pa.ListViewArray | pa.LargeListViewArray):
+            starts = starts[:n]
+            ends = starts + array.sizes.fill_null(0).to_numpy(zero_copy_only=False)
+        else:
+            starts, ends = starts[:-1], starts[1:]
+        child_fixed = _fixed_size(kind.value_type)
+        if child_fixed is not None:
+            sizes = (ends - starts) * child_fixed + VALUE_BYTES
+        else:
+            sizes = _segment_sums(_row_sizes(array.values), starts, ends) + VALUE_BYTES
+    else:
+        raise ValueError(f"unmeasured type {kind}")
+    sizes = sizes.astype(np.int64, copy=False)
+    if valid is not None:
+        sizes = np.where(valid, sizes, VALUE_BYTES)
+    return sizes
 
 
 def _plain(value: Any) -> Any:
@@ -712,33 +856,95 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _batch_rows(batches, schema, name: str, unit_start: int, what: str) -> Iterator[tuple[int, dict]]:
+def _batch_rows(batches, name: str, limits: Limits, what: str) -> Iterator[tuple[int, dict]]:
+    """The rows of `batches`, numbered from 1, held to the limits before they become Python values: each batch is
+    validated, its values counted (refused if they could not fit in what is left of the byte limit), then each
+    row's decoded size (`_row_sizes`) counts toward JUROR_IMPORT_MAX_BYTES, and a row or one of its values over
+    JUROR_IMPORT_MAX_LINE_BYTES is refused, naming the row and the field."""
+    import numpy as np
     import pyarrow as pa
 
-    convert = any(_needs_plain(f.type) for f in schema)
-    n = unit_start
+    n = used = 0
     for batch in batches:
+        rows = batch.num_rows
         try:
             batch.validate(full=True)
-            rows = batch.to_pylist()
-        except (pa.ArrowException, ValueError, UnicodeDecodeError, OSError):
+            if VALUE_BYTES * sum(_value_count(c) for c in batch.columns) > limits.max_bytes - used:
+                raise _too_large(name, limits.max_bytes)  # before anything is measured or copied
+            cells = [_row_sizes(c) for c in batch.columns]
+        except (pa.ArrowException, ValueError, IndexError, OSError):
             raise ImportFailed([RowError(name, n + 1, None, f"damaged {what} data", "row")]) from None
-        for row in rows:
-            n += 1
-            yield n, _plain(row) if convert else row
+        totals = np.sum(cells, axis=0) if cells else np.zeros(rows, dtype=np.int64)
+        line = limits.max_line_bytes
+        over = [(int(np.argmax(c > line)), i) for i, c in enumerate(cells) if c.max(initial=0) > line]
+        long_row = int(np.argmax(totals > line)) if totals.max(initial=0) > line else None
+        summed = used + np.cumsum(totals)
+        past = int(np.argmax(summed > limits.max_bytes)) if rows and summed[-1] > limits.max_bytes else None
+        first_bad = min([r for r, _ in over] + [r for r in (long_row, past) if r is not None], default=None)
+        end = rows if first_bad is None else first_bad
+        start = 0
+        convert = any(_needs_plain(f.type) for f in batch.schema)
+        while start < end:
+            stop = max(start + 1, int(np.searchsorted(summed, summed[start] - totals[start] + SLICE_BYTES, "right")))
+            stop = min(stop, end)
+            try:
+                values = batch.slice(start, stop - start).to_pylist()
+            except (pa.ArrowException, ValueError, UnicodeDecodeError, OSError):
+                raise ImportFailed([RowError(name, n + 1, None, f"damaged {what} data", "row")]) from None
+            for row in values:
+                n += 1
+                yield n, _plain(row) if convert else row
+            start = stop
+        if first_bad is not None:
+            row = n + 1
+            fields = [batch.schema.names[i] for r, i in over if r == first_bad]
+            if fields:
+                reason = f"value longer than the import limit of {limits.max_line_bytes:,} bytes"
+                raise ImportFailed([RowError(name, row, fields[0], reason, "row")])
+            if first_bad == long_row:
+                reason = f"row longer than the import limit of {limits.max_line_bytes:,} bytes"
+                raise ImportFailed([RowError(name, row, None, reason, "row")])
+            raise ImportFailed([RowError(name, row, None, _too_large(name, limits.max_bytes).errors[0].reason, "row")])
+        used = int(summed[-1]) if rows else used
+
+
+def parquet_unpacked_size(meta) -> int:
+    """What a Parquet file's metadata says it unpacks to, at least: the row groups' and column chunks' uncompressed
+    sizes, and VALUE_BYTES for every value (fixed-size binary values count their width). A dictionary-encoded
+    column can decode to far more, which only reading it tells (`_batch_rows` counts it as it streams)."""
+    schema = meta.schema
+    declared = chunks = values = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        declared += group.total_byte_size
+        for j in range(group.num_columns):
+            column = group.column(j)
+            chunks += column.total_uncompressed_size
+            width = schema.column(j).length if schema.column(j).physical_type == "FIXED_LEN_BYTE_ARRAY" else 0
+            values += column.num_values * (VALUE_BYTES + (width or 0))
+    return max(declared, chunks, values)
 
 
 def read_parquet(path: Path, limits: Limits, name: str) -> Table:
+    """Reads text and binary columns as dictionaries (the values stay as the file has them, once each), in batches
+    of about PARQUET_BATCH_BYTES as declared, so a value repeated by a dictionary page is never copied before
+    `_batch_rows` has counted it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.stat().st_size > limits.max_bytes:
         raise _too_large(name, limits.max_bytes)
     try:
-        pf = pq.ParquetFile(path)
-        meta = pf.metadata
-        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        meta = pq.ParquetFile(path).metadata
+        leaves = [meta.schema.column(i) for i in range(meta.num_columns)]
+        as_dictionary = [
+            c.path
+            for c in leaves
+            if c.physical_type == "BYTE_ARRAY" and c.logical_type.type in ("STRING", "NONE", "JSON", "BSON", "ENUM")
+        ]
+        pf = pq.ParquetFile(path, read_dictionary=as_dictionary)
         schema = pf.schema_arrow
+        unpacked = parquet_unpacked_size(meta)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise ImportFailed([RowError(name, None, None, f"not a readable Parquet file ({exc})")]) from None
     # Parquet compresses too: what the row groups unpack to is held to the byte limit, like gunzipped text.
@@ -746,14 +952,16 @@ def read_parquet(path: Path, limits: Limits, name: str) -> Table:
         raise _too_large(name, limits.max_bytes)
     if meta.num_rows > limits.max_rows:
         raise _rows_over_limit(name, None, limits)
+    _check_types(schema, name)
+    batch_size = max(1, min(4096, PARQUET_BATCH_BYTES * max(meta.num_rows, 1) // max(unpacked, 1)))
 
     def batches():
         try:
-            yield from pf.iter_batches(batch_size=4096)
+            yield from pf.iter_batches(batch_size=batch_size)
         except (pa.ArrowException, OSError):
             raise ImportFailed([RowError(name, None, None, "damaged Parquet data")]) from None
 
-    return Table(name, "parquet", schema.names, _batch_rows(batches(), schema, name, 0, "Parquet"), "row")
+    return Table(name, "parquet", schema.names, _batch_rows(batches(), name, limits, "Parquet"), "row")
 
 
 def _inside(root: Path, base: Path, named: object) -> bool:
@@ -835,39 +1043,112 @@ def _hf_splits(path: Path, name: str) -> list[tuple[str, list[Path]]]:
     return splits
 
 
+def _ipc_batch_header(metadata: bytes, dictionary: bool) -> tuple[int, int, bool]:
+    """(rows, bytes its buffers declare, compressed) of an Arrow IPC record batch or dictionary batch, read by hand
+    from the message's flatbuffer (pyarrow exposes none of it before decoding the body), as Arrow's
+    format/Message.fbs lays it out: Message {version, header_type, header, bodyLength, custom_metadata};
+    DictionaryBatch {id, data: RecordBatch, isDelta}; RecordBatch {length, nodes, buffers: [Buffer {offset,
+    length}], compression: BodyCompression, variadicBufferCounts}. A batch is compressed exactly when its
+    `compression` field is present. Out-of-range offsets raise struct.error."""
+
+    def u32(at: int) -> int:
+        return struct.unpack_from("<I", metadata, at)[0]
+
+    def table(at: int):
+        vtable = at - struct.unpack_from("<i", metadata, at)[0]
+        vtable_size = struct.unpack_from("<H", metadata, vtable)[0]
+
+        def field(i: int) -> int | None:
+            if 4 + 2 * i + 2 > vtable_size:
+                return None
+            offset = struct.unpack_from("<H", metadata, vtable + 4 + 2 * i)[0]
+            return at + offset if offset else None
+
+        return field
+
+    def child(at: int | None) -> int:
+        if at is None:
+            raise struct.error("missing table")
+        return at + u32(at)
+
+    header = child(table(u32(0))(2))
+    if dictionary:
+        header = child(table(header)(1))
+    batch = table(header)
+    rows = struct.unpack_from("<q", metadata, batch(0))[0] if batch(0) is not None else 0
+    declared = 0
+    if (buffers := batch(2)) is not None:
+        vector = child(buffers)
+        for k in range(u32(vector)):
+            _, length = struct.unpack_from("<qq", metadata, vector + 4 + 16 * k)
+            if length < 0:
+                raise struct.error("negative buffer length")
+            declared += length
+    return rows, declared, batch(3) is not None
+
+
+def _arrow_scan(f: Path, where: str, limits: Limits, name: str) -> int:
+    """Reads an Arrow stream's messages without decoding a body: refuses compressed batches (zstd makes 2 GB of
+    text 69 KB, and pyarrow would inflate each batch whole), and bodies smaller than their buffers claim. `datasets`
+    writes uncompressed streams, which the reader then maps without copying. Returns the rows the batches hold."""
+    import pyarrow as pa
+
+    def unreadable(why: str = "") -> ImportFailed:
+        return ImportFailed([RowError(name, None, None, f"not a readable Arrow file ({where}{why})")])
+
+    rows = 0
+    try:
+        messages = pa.ipc.MessageReader.open_stream(pa.memory_map(str(f)))
+        schema = pa.ipc.read_schema(messages.read_next_message())
+        _check_types(schema, name)
+        for message in messages:
+            if message.type not in ("record batch", "dictionary"):
+                raise unreadable()
+            length, declared, compressed = _ipc_batch_header(
+                message.metadata.to_pybytes(), message.type == "dictionary"
+            )
+            if compressed:
+                reason = f"the Arrow file {where} is compressed; save the dataset uncompressed (save_to_disk does)"
+                raise ImportFailed([RowError(name, None, None, reason)])
+            if declared > (message.body.size if message.body else 0) or length < 0:
+                raise unreadable()
+            if declared > limits.max_bytes:
+                raise _too_large(name, limits.max_bytes)
+            rows += length if message.type == "record batch" else 0
+    except (pa.ArrowException, OSError, ValueError, StopIteration, struct.error):
+        raise unreadable() from None
+    return rows
+
+
 def read_hf(path: Path, limits: Limits, name: str) -> Table:
     """Reads the Arrow files themselves (`datasets` writes Arrow IPC streams); `datasets.load_from_disk` is
-    never called, since it would follow whatever paths an uploaded `dataset_dict.json` or `state.json` names."""
+    never called, since it would follow whatever paths an uploaded `dataset_dict.json` or `state.json` names.
+    Each file is first scanned message by message (`_arrow_scan`), then read a batch at a time, memory-mapped."""
     import pyarrow as pa
 
     root = path.resolve()
     _check_hf_metadata(root, name)
     splits = _hf_splits(root, name)
-    files = [f for _, fs in splits for f in fs]
-    if sum(f.stat().st_size for f in files) > limits.max_bytes:
+    files = [(f, f.relative_to(root).as_posix()) for _, fs in splits for f in fs]
+    if sum(f.stat().st_size for f, _ in files) > limits.max_bytes:
         raise _too_large(name, limits.max_bytes)
-    tables = []
-    for f in files:
-        try:
-            # Memory-mapped: the batches point into the file instead of being copied into memory.
-            tables.append(pa.ipc.open_stream(pa.memory_map(str(f))).read_all())
-        except (pa.ArrowException, OSError, ValueError):
-            where = f.relative_to(root).as_posix()
-            raise ImportFailed([RowError(name, None, None, f"not a readable Arrow file ({where})")]) from None
-    total = sum(t.num_rows for t in tables)
+    total = sum(_arrow_scan(f, where, limits, name) for f, where in files)
     if total > limits.max_rows:
         raise _rows_over_limit(name, None, limits)
-    columns = list(tables[0].schema.names) if tables else []
+    try:
+        columns = list(pa.ipc.open_stream(pa.memory_map(str(files[0][0]))).schema.names)
+    except (pa.ArrowException, OSError, ValueError):
+        raise ImportFailed([RowError(name, None, None, f"not a readable Arrow file ({files[0][1]})")]) from None
 
-    def rows() -> Iterator[tuple[int, dict]]:
-        n = 0
-        while tables:
-            table = tables.pop(0)  # a file read through is let go, and its mapped pages with it
-            for number, row in _batch_rows(table.to_batches(max_chunksize=4096), table.schema, name, n, "Arrow"):
-                n = number
-                yield number, row
+    def batches():
+        for f, where in files:
+            try:
+                # Memory-mapped: the batches point into the file instead of being copied into memory.
+                yield from pa.ipc.open_stream(pa.memory_map(str(f)))
+            except (pa.ArrowException, OSError, ValueError):
+                raise ImportFailed([RowError(name, None, None, f"not a readable Arrow file ({where})")]) from None
 
-    return Table(name, "hf", columns, rows(), "row")
+    return Table(name, "hf", columns, _batch_rows(batches(), name, limits, "Arrow"), "row")
 
 
 READERS = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "hf": read_hf}

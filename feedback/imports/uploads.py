@@ -3,6 +3,7 @@ directory: imported in the request when small, by an `import` job when large."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import lzma
 import re
@@ -212,8 +213,9 @@ def _unpacked_size(path: Path, enough: int) -> int:
         if lower.endswith((".parquet", ".pq")):
             import pyarrow.parquet as pq
 
-            meta = pq.ParquetFile(path).metadata
-            return max(size, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)))
+            from .readers import parquet_unpacked_size
+
+            return max(size, parquet_unpacked_size(pq.ParquetFile(path).metadata))
     except Exception:  # noqa: BLE001 — damaged or not what its name says: the import names the problem
         return size
     return size
@@ -244,36 +246,50 @@ def _unzip_dataset(path: Path, dest: Path, name: str, max_bytes: int) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
         unpacked = 0
+        bad_names = {errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ENOENT, errno.ELOOP}
+        unpackable = (
+            "a file in the zip cannot be unpacked (its name is too long or too deeply nested, or names both a file "
+            "and a folder)"
+        )
         for info in infos:
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise refuse("the zip holds a symbolic link; zip the files themselves", info.filename)
-            parts = PurePosixPath(info.filename).parts
-            if (
-                not parts
-                or PurePosixPath(info.filename).is_absolute()
-                or ".." in parts
-                or "\\" in info.filename
-                or "\x00" in info.filename
-            ):
-                raise refuse("zip entry points outside the archive", info.filename)
-            target = root.joinpath(*parts)
-            if not target.resolve().is_relative_to(root):
-                raise refuse("zip entry points outside the archive", info.filename)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with archive.open(info) as src, open(target, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        unpacked += len(chunk)
-                        if unpacked > max_bytes:
-                            raise refuse(f"unzips to more than the import limit of {max_bytes:,} bytes")
-                        out.write(chunk)
-            except RuntimeError:  # zipfile's words for an encrypted entry
-                raise refuse("the zip is password-protected", info.filename) from None
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, lzma.LZMAError, ValueError):
-                raise refuse("the zip is damaged (a file in it does not unpack, or fails its CRC check)") from None
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise refuse("the zip holds a symbolic link; zip the files themselves", info.filename)
+                parts = PurePosixPath(info.filename).parts
+                if (
+                    not parts
+                    or PurePosixPath(info.filename).is_absolute()
+                    or ".." in parts
+                    or "\\" in info.filename
+                    or "\x00" in info.filename
+                ):
+                    raise refuse("zip entry points outside the archive", info.filename)
+                if len(parts) > 64:  # a saved dataset is a few folders deep; pathlib makes folders by recursion
+                    raise OSError(errno.ENAMETOOLONG, "nested too deeply")
+                target = root.joinpath(*parts)
+                if not target.resolve().is_relative_to(root):
+                    raise refuse("zip entry points outside the archive", info.filename)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with archive.open(info) as src, open(target, "wb") as out:
+                        while chunk := src.read(1 << 20):
+                            unpacked += len(chunk)
+                            if unpacked > max_bytes:
+                                raise refuse(f"unzips to more than the import limit of {max_bytes:,} bytes")
+                            out.write(chunk)
+                except RuntimeError:  # zipfile's words for an encrypted entry
+                    raise refuse("the zip is password-protected", info.filename) from None
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, lzma.LZMAError, ValueError):
+                    raise refuse("the zip is damaged (a file in it does not unpack, or fails its CRC check)") from None
+            except OSError as exc:
+                # A name used both as a file and as a folder, too long, or nested too deep for the file system.
+                if exc.errno not in bad_names:
+                    raise
+                entry = info.filename if len(info.filename) <= 200 else info.filename[:200] + "…"
+                raise refuse(unpackable, entry) from None
     # save_to_disk folders zipped with their top folder: import from the folder that holds the dataset files.
     for marker in ("dataset_dict.json", "state.json"):
         found = sorted(

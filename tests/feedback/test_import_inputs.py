@@ -786,3 +786,217 @@ def test_pathological_json_is_a_row_problem(tmp_path, line, expected):
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "ok"}\n' + line + "\n")
     rejected(path, f"line 2: {expected}")
+
+
+# ---- 9. Arrow and Parquet bombs: compressed batches, dictionary pages, cells over the line limit -------------------
+
+
+def arrow_stream(batch_text: str, times: int, compression: str | None = "zstd") -> bytes:
+    """An Arrow IPC stream of `times` one-cell batches, each compressed once and repeated as bytes, so a stream that
+    inflates to gigabytes is made in a blink."""
+    import pyarrow as pa
+
+    schema = pa.schema([("prompt", pa.large_string())])
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+
+    def stream(batches: int) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, schema, options=options) as w:
+            for _ in range(batches):
+                w.write_batch(pa.record_batch([pa.array([batch_text], pa.large_string())], schema=schema))
+        return sink.getvalue().to_pybytes()
+
+    empty, one = stream(0), stream(1)
+    head, eos = empty[:-8], empty[-8:]
+    return head + one[len(head) : -8] * times + eos
+
+
+def saved_dataset_entries(arrow: bytes) -> dict[str, bytes | str]:
+    return {
+        "ds/dataset_dict.json": json.dumps({"splits": ["train"]}),
+        "ds/train/state.json": json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}),
+        "ds/train/data-00000-of-00001.arrow": arrow,
+    }
+
+
+def parquet_dictionary_bomb(path: Path, rows: int, size: int) -> Path:
+    """One text of `size` bytes stored once in a dictionary page, used by every row: a few hundred bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    prompt = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["q" * size]))
+    pq.write_table(pa.table({"prompt": prompt}), path, compression="zstd")
+    return path
+
+
+def stored_files() -> list[Path]:
+    imports = Path(settings.JUROR_DATA_DIR) / "imports"
+    return [p for p in imports.rglob("*") if p.is_file()] if imports.exists() else []
+
+
+def peak_import(path: Path) -> tuple[float, subprocess.CompletedProcess]:
+    """Imports `path` with `import_data` in a child of a small Python (default limits), whose RUSAGE_CHILDREN is then
+    that import's peak alone: (peak RSS in MiB, the run)."""
+    measure = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'rc', r.returncode)"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "JUROR_DATA_DIR": str(settings.JUROR_DATA_DIR),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    for key in ("JUROR_IMPORT_MAX_BYTES", "JUROR_IMPORT_MAX_ROWS", "JUROR_IMPORT_MAX_LINE_BYTES"):
+        env.pop(key, None)
+    command = [sys.executable, "manage.py", "import_data", "--project", "bombed", "--create", str(path)]
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", measure, *command], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    words = done.stdout.split()
+    return int(words[words.index("maxrss_kib") + 1]) / 1024, done
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bomb", ["zstd-arrow", "parquet-dictionary"])
+def test_arrow_and_parquet_bombs_stop_early_in_bounded_memory(tmp_path, bomb):
+    if bomb == "zstd-arrow":
+        # 20 batches of one 100 MiB cell, 69 KB on disk: read whole, it took an import to 2.3 GB.
+        for name, data in saved_dataset_entries(arrow_stream("a" * (100 * MIB), 20)).items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        path, expected = tmp_path / "ds", "is compressed; save the dataset uncompressed"
+    else:
+        # 800 rows of one 1 MB dictionary value, 517 bytes on disk: read 4,096 rows a batch, it took 1 GB.
+        path = parquet_dictionary_bomb(tmp_path / "bomb.parquet", 800, 1_000_000)
+        expected = "file is larger than the import limit of 536,870,912 bytes"
+    assert sum(p.stat().st_size for p in [path, *path.rglob("*")] if p.is_file()) < 100_000
+    peak_mib, done = peak_import(path)
+    assert done.stdout.split()[-1] == "1", done.stdout + done.stderr  # CommandError
+    assert expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert peak_mib < 500, f"peak RSS {peak_mib:.0f} MiB"
+    assert not Project.objects.filter(slug="bombed").exists()
+
+
+def test_api_zip_of_a_compressed_arrow_stream_is_a_400_and_nothing_is_written(manager):
+    client, project = manager
+    body = zip_of(saved_dataset_entries(arrow_stream("a" * (20 * MIB), 3)))
+    assert len(body) < 10_000
+    r = post(client, project, "bomb.zip", body)
+    assert r.status_code == 400, r.content
+    assert r.json()["detail"] == (
+        "bomb.zip: the Arrow file train/data-00000-of-00001.arrow is compressed; save the dataset uncompressed "
+        "(save_to_disk does)"
+    )
+    assert not Prompt.objects.filter(project=project).exists()
+    assert stored_files() == []
+
+
+def test_api_parquet_dictionary_bomb_is_a_400_and_nothing_is_written(manager, settings, tmp_path):
+    settings.JUROR_IMPORT_MAX_BYTES = 64 * MIB
+    client, project = manager
+    body = parquet_dictionary_bomb(tmp_path / "bomb.parquet", 800, 1_000_000).read_bytes()
+    r = post(client, project, "bomb.parquet", body)
+    assert r.status_code == 400, r.content
+    assert r.json()["detail"] == "bomb.parquet, row 68: file is larger than the import limit of 67,108,864 bytes"
+    assert not Prompt.objects.filter(project=project).exists()
+    assert stored_files() == []
+
+
+def test_uncompressed_arrow_stream_with_more_rows_than_the_limit_stops_before_reading(tmp_path):
+    arrow = arrow_stream("q", 5, compression=None)
+    for name, data in saved_dataset_entries(arrow).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    rejected(tmp_path / "ds", "ds: more than the import limit of 4 rows", limits=Limits(10**6, 4))
+    project = ProjectFactory()
+    assert data_import(project=project, path=tmp_path / "ds", limits=Limits(10**6, 5)).imported == 5
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "hf"])
+def test_a_cell_over_the_line_limit_names_the_row_and_field(tmp_path, fmt):
+    rows = [
+        {"prompt": "fine", "messages": None},
+        {"prompt": None, "messages": [{"role": "user", "content": "x" * 2000}]},
+    ]
+    path = write_rows(rows, fmt, tmp_path)
+    limits = Limits(10**7, 100, max_line_bytes=1000)
+    rejected(
+        path, f"{path.name}, row 2, field 'messages': value longer than the import limit of 1,000 bytes", limits=limits
+    )
+    # The same bytes spread over several cells of one row: the row is held to the limit, as a line is.
+    rows = [{"prompt": "a" * 600, "system": "b" * 600}]
+    path = write_rows(rows, fmt, tmp_path / "spread")
+    rejected(path, f"{path.name}, row 1: row longer than the import limit of 1,000 bytes", limits=limits)
+
+
+def test_parquet_dictionary_value_over_the_line_limit_names_the_row(tmp_path):
+    path = parquet_dictionary_bomb(tmp_path / "long.parquet", 3, 20_000)
+    rejected(
+        path,
+        "long.parquet, row 1, field 'prompt': value longer than the import limit of 10,000 bytes",
+        limits=Limits(10**9, 100, max_line_bytes=10_000),
+    )
+
+
+def conversations(n: int) -> list[dict]:
+    return [
+        {
+            "messages": [
+                {"role": "system", "content": f"System {i}. " + "s" * 300},
+                {"role": "user", "content": f"Question {i}: " + "lorem ipsum " * (300 + i)},
+            ],
+            "source": "bench",
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "hf"])
+def test_columnar_files_of_long_texts_and_messages_import_as_jsonl_does(tmp_path, fmt):
+    rows = conversations(400)
+    expected, got = ProjectFactory(), ProjectFactory()
+    assert data_import(project=expected, path=write_rows(rows, "jsonl", tmp_path / "j")).imported == 400
+    assert data_import(project=got, path=write_rows(rows, fmt, tmp_path / "c")).imported == 400
+
+    def stored(project):
+        return list(Prompt.objects.filter(project=project).order_by("id").values_list("messages", "metadata"))
+
+    assert stored(got) == stored(expected)
+    assert [m for m, _ in stored(got)] == [r["messages"] for r in rows]
+
+
+def test_api_zipped_saved_dataset_and_parquet_still_import(manager, tmp_path):
+    client, project = manager
+    rows = conversations(300)
+    path = write_rows(rows, "hf", tmp_path / "hf", name="ds")
+    body = zip_of({str(p.relative_to(path.parent)): p.read_bytes() for p in path.rglob("*") if p.is_file()})
+    r = post(client, project, "ds.zip", body)
+    assert r.status_code in (201, 202), r.content
+    if r.status_code == 201:
+        assert Prompt.objects.filter(project=project).count() == 300
+    r = post(client, project, "c.parquet", write_rows(rows[:10], "parquet", tmp_path).read_bytes())
+    assert r.status_code == 201, r.content
+
+
+ZIP_SHAPES = {
+    "a file, then a folder of the same name": {"ds/train": "x", "ds/train/state.json": "{}"},
+    "a folder, then a file of the same name": {"ds/train/": "", "ds/train": "x"},
+    "a name of 300 characters": {"ds/" + "a" * 300 + ".json": "x", "ds/state.json": "{}"},
+    "1,500 folders deep": {"/".join(["a"] * 1500) + "/state.json": "{}"},
+}
+
+
+@pytest.mark.parametrize("shape", ZIP_SHAPES)
+def test_api_zip_whose_entries_the_file_system_refuses_is_a_400(manager, shape):
+    client, project = manager
+    r = post(client, project, "ds.zip", zip_of(ZIP_SHAPES[shape]))
+    assert r.status_code == 400, r.content
+    detail = r.json()["detail"]
+    assert detail.startswith("ds.zip, field '"), detail
+    assert "a file in the zip cannot be unpacked" in detail
+    assert str(settings.JUROR_DATA_DIR) not in r.content.decode() and len(detail) < 500
+    assert not Prompt.objects.filter(project=project).exists()
+    assert stored_files() == []
