@@ -184,11 +184,10 @@ def test_cancel_in_the_middle_of_an_import_leaves_nothing_and_removes_the_upload
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite
 def test_on_sqlite_a_long_import_keeps_its_job_while_it_holds_the_write_lock(workers):
     """Its writing outlasts SQLite's 20 s busy timeout and the 3 s lease: the worker's heartbeats fail meanwhile,
     which for any other job means giving it up; a second worker waits and does not take the job over."""
-    if connection.vendor != "sqlite":
-        pytest.skip("PostgreSQL's heartbeats do not wait for an import")
     project = ProjectFactory()
     rows = 250_000
     body = "".join(json.dumps({"prompt": f"Q{i}", "response": f"A{i}"}) + "\n" for i in range(rows)).encode()
