@@ -84,3 +84,58 @@ def test_dpo_trainer_takes_the_export(exported, tmp_path, style):
     trainer.train()
     assert trainer.state.global_step == 1
     assert not torch.equal(before, model.lm_head.weight.detach())
+
+
+# Chat templates of many models (Llama 2, Mistral, Gemma) refuse a conversation whose turns do not alternate.
+STRICT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant') }}"
+    "{% endif %}"
+    "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_hh_transcripts_with_repeated_speakers_train_under_a_strict_chat_template(tmp_path):
+    """Public HH-RLHF rows have two Assistant turns in a row; imported and exported conversationally, they must
+    satisfy templates that insist on alternation, and DPO trains on them."""
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    from feedback.imports.service import data_import
+    from tests.feedback.files import write_rows
+
+    history = (
+        "\n\nHuman: Can you recommend a book?\n\nAssistant: Sure, what do you like?"
+        "\n\nAssistant: For example, mysteries or history?\n\nHuman: {topic}.\n\nAssistant: "
+    )
+    rows = [
+        {"chosen": history.format(topic=t) + f"Try a good book on {t}.", "rejected": history.format(topic=t) + "No."}
+        for t in ("History", "Mysteries", "Science", "Poetry")
+    ]
+    project = ProjectFactory()
+    data_import(project=project, path=write_rows(rows, "jsonl", tmp_path), source="hh")
+    options = ExportOptions(format="hf", style="conversational", test_fraction=0)
+    train = datasets.load_from_disk(str(export_preferences(project=project, options=options, out=tmp_path / "x").path))
+    train = train["train"]
+    assert train.num_rows == 4
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer([str(v) for row in train for v in row.values()])
+    tokenizer.chat_template = STRICT_TEMPLATE
+    for row in train:  # raises TemplateError if the merged history did not alternate
+        tokenizer.apply_chat_template(row["prompt"] + row["chosen"], tokenize=False)
+    model = AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer))
+    before = model.lm_head.weight.detach().clone()
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=copy.deepcopy(model),
+        args=_args(DPOConfig, tmp_path / "dpo"),
+        train_dataset=train,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    assert not torch.equal(before, model.lm_head.weight.detach())
