@@ -49,7 +49,9 @@ def project_stats(project: Project) -> dict:
         total=Count("id"),
         pairs=Count("id", filter=Q(kind=Comparison.Kind.PAIR)),
         rankings=Count("id", filter=Q(kind=Comparison.Kind.RANKING)),
-        unlabelled=Count("id", filter=Q(label_count=0)),
+        # Pairs with an empty answer keep their imported judgements but are never served: not "waiting".
+        unlabelled=Count("id", filter=Q(label_count=0, servable=True)),
+        never_served=Count("id", filter=Q(servable=False)),
         complete=Count("id", filter=Q(label_count__gte=project.labels_per_item)),
     )
     by_choice: Counter = Counter()

@@ -597,6 +597,10 @@ def test_api_next_never_serves_a_pair_with_an_empty_side(manager, tmp_path):
     assert client.get(f"/api/v1/projects/{project.slug}/next/").status_code == 204
     stats = client.get(f"/api/v1/projects/{project.slug}/stats/").json()
     assert stats["labels"]["by_source"] == {"arena": 1}
+    assert stats["comparisons"]["unlabelled"] == 0 and stats["comparisons"]["never_served"] == 1
+    client.force_login(project.memberships.get(role="manager").user)
+    page = client.get(f"/projects/{project.slug}/").content.decode()
+    assert "Never served (empty answer)" in page
 
 
 @pytest.mark.parametrize(
