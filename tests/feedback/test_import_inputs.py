@@ -227,26 +227,8 @@ def test_decompression_bombs_stop_early_in_bounded_memory(tmp_path, name):
     head, chunk, times, tail, expected = BOMBS[name]
     path = gzip_bomb(tmp_path / name, head, chunk, times, tail)
     assert path.stat().st_size < 2 * MIB
-    # The import runs in a child of a small Python, whose RUSAGE_CHILDREN is then that import's peak alone.
-    measure = (
-        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'rc', r.returncode)"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "JUROR_DATA_DIR": str(settings.JUROR_DATA_DIR),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    for key in ("JUROR_IMPORT_MAX_BYTES", "JUROR_IMPORT_MAX_ROWS", "JUROR_IMPORT_MAX_LINE_BYTES"):
-        env.pop(key, None)  # the defaults: a 512 MiB byte limit, 2,000,000 rows, 16 MiB lines
-    command = [sys.executable, "manage.py", "import_data", "--project", "bombed", "--create", str(path)]
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", measure, *command], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
-    )
-    words = done.stdout.split()
-    peak_mib = int(words[words.index("maxrss_kib") + 1]) / 1024
-    assert words[-1] == "1", done.stdout + done.stderr  # CommandError
+    peak_mib, done = peak_import(path)  # the default limits: 512 MiB, 2,000,000 rows, 16 MiB lines
+    assert done.stdout.split()[-1] == "1", done.stdout + done.stderr  # CommandError
     assert expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert peak_mib < 500, f"peak RSS {peak_mib:.0f} MiB"
