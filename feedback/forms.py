@@ -1,5 +1,6 @@
 from django import forms
 
+from .imports.kinds import SOURCE_MAX
 from .imports.readers import FORMATS
 from .labels import Judgement, LabelRejected, display_keys
 
@@ -9,7 +10,7 @@ class ImportForm(forms.Form):
         help_text="JSONL, a JSON array, CSV or Parquet (optionally gzipped), or a zipped save_to_disk folder."
     )
     format = forms.ChoiceField(choices=[("", "Detect from the file name"), *((f, f) for f in FORMATS)], required=False)
-    source = forms.CharField(required=False, max_length=120, help_text="Who judged imported pairs.")
+    source = forms.CharField(required=False, max_length=SOURCE_MAX, help_text="Who judged imported pairs.")
     skip_invalid = forms.BooleanField(
         label="Skip invalid rows",
         required=False,

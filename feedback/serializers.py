@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from .imports.kinds import SOURCE_MAX
 from .imports.readers import FORMATS
 from .models import Project
 
@@ -29,7 +30,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS, required=False)
-    source = serializers.CharField(required=False, max_length=120)
+    source = serializers.CharField(required=False, max_length=SOURCE_MAX)
     skip_invalid = serializers.BooleanField(required=False, default=False)
 
 

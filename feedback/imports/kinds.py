@@ -12,13 +12,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from feedback.models import Label
+
 from .errors import RowProblem
 from .hh import first_difference, looks_like_transcript, split_pair
 from .readers import CsvRow
 
 ROLES = {"system", "user", "assistant"}
-SOURCE_MAX = 120
-"""Label.source's length."""
+SOURCE_MAX = Label._meta.get_field("source").max_length
+"""The longest label source a column, a file name or --source may give."""
 TEXT_OR_LIST = {"prompt", "chosen", "rejected"}
 """Fields that hold text or a list of messages: a CSV cell there is a list only when it parses as a JSON list."""
 

@@ -25,7 +25,7 @@ import re
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -50,8 +50,9 @@ class Table:
     name: str
     format: str
     columns: list[str]
-    rows: Iterator[tuple[int, dict[str, Any] | RowProblem]]
-    """(line or row number, the row, or the problem that kept it from being read)"""
+    rows: Callable[[], Iterator[tuple[int, dict[str, Any] | RowProblem]]]
+    """Reads the file from its start: (line or row number, the row, or the problem that kept it from being read).
+    A callable, so an import's two passes (check, then write) share one opening of the file and its checks."""
     unit: str  # "line" or "row"
 
 
@@ -82,8 +83,12 @@ def detect_format(path: Path) -> str:
     )
 
 
-def _too_large(name: str, limit: int) -> ImportFailed:
-    return ImportFailed([RowError(name, None, None, f"file is larger than the import limit of {limit:,} bytes")])
+def too_large_reason(limit: int) -> str:
+    return f"file is larger than the import limit of {limit:,} bytes"
+
+
+def too_large(name: str, limit: int) -> ImportFailed:
+    return ImportFailed([RowError(name, None, None, too_large_reason(limit))])
 
 
 class _LimitedReader(io.RawIOBase):
@@ -114,7 +119,7 @@ class _LimitedReader(io.RawIOBase):
             raise ImportFailed([RowError(self.name, None, None, reason)]) from None
         self.count += len(data)
         if self.count > self.limit:
-            raise _too_large(self.name, self.limit)
+            raise too_large(self.name, self.limit)
         buffer[: len(data)] = data
         return len(data)
 
@@ -300,7 +305,7 @@ def read_jsonl(path: Path, limits: Limits, name: str) -> Table:
         problem = problem or RowError(name, number, row.field, row.reason, unit)
     if first is None and problem:
         raise ImportFailed([problem])
-    return Table(name, "jsonl", list(first) if first else [], rows(), unit)
+    return Table(name, "jsonl", list(first) if first else [], rows, unit)
 
 
 # ---- one JSON array -------------------------------------------------------------------------------------
@@ -603,8 +608,6 @@ def _csv_problem(exc: csv.Error) -> str:
             "malformed CSV (a line break inside an unquoted cell; quote the cell, or save the file with "
             "LF or CRLF line endings)"
         )
-    if text.startswith("field larger than field limit"):
-        return "malformed CSV (a cell longer than the import's line limit)"
     return f"malformed CSV ({text})"
 
 
@@ -654,7 +657,7 @@ def _csv_records(path: Path, limits: Limits, name: str) -> Iterator[tuple[int, l
 def read_csv(path: Path, limits: Limits, name: str) -> Table:
     header = next((cells for _, cells in _csv_records(path, limits, name)), None)
     if not header:
-        return Table(name, "csv", [], iter(()), "line")
+        return Table(name, "csv", [], lambda: iter(()), "line")
     columns = [c.strip() for c in header]
     if len(set(columns)) != len(columns):
         raise ImportFailed([RowError(name, 1, None, "the CSV header names a column twice")])
@@ -674,7 +677,7 @@ def read_csv(path: Path, limits: Limits, name: str) -> Table:
                 )
             yield lineno, CsvRow(zip(columns, record, strict=True))
 
-    return Table(name, "csv", columns, rows(), "line")
+    return Table(name, "csv", columns, rows, "line")
 
 
 # ---- Arrow-based: Parquet and saved HF datasets ---------------------------------------------------------
@@ -870,7 +873,7 @@ def _batch_rows(batches, name: str, limits: Limits, what: str) -> Iterator[tuple
         try:
             batch.validate(full=True)
             if VALUE_BYTES * sum(_value_count(c) for c in batch.columns) > limits.max_bytes - used:
-                raise _too_large(name, limits.max_bytes)  # before anything is measured or copied
+                raise too_large(name, limits.max_bytes)  # before anything is measured or copied
             cells = [_row_sizes(c) for c in batch.columns]
         except (pa.ArrowException, ValueError, IndexError, OSError):
             raise ImportFailed([RowError(name, n + 1, None, f"damaged {what} data", "row")]) from None
@@ -904,7 +907,7 @@ def _batch_rows(batches, name: str, limits: Limits, what: str) -> Iterator[tuple
             if first_bad == long_row:
                 reason = f"row longer than the import limit of {limits.max_line_bytes:,} bytes"
                 raise ImportFailed([RowError(name, row, None, reason, "row")])
-            raise ImportFailed([RowError(name, row, None, _too_large(name, limits.max_bytes).errors[0].reason, "row")])
+            raise ImportFailed([RowError(name, row, None, too_large_reason(limits.max_bytes), "row")])
         used = int(summed[-1]) if rows else used
 
 
@@ -933,23 +936,23 @@ def read_parquet(path: Path, limits: Limits, name: str) -> Table:
     import pyarrow.parquet as pq
 
     if path.stat().st_size > limits.max_bytes:
-        raise _too_large(name, limits.max_bytes)
+        raise too_large(name, limits.max_bytes)
     try:
-        meta = pq.ParquetFile(path).metadata
+        meta = pq.read_metadata(path)
         leaves = [meta.schema.column(i) for i in range(meta.num_columns)]
         as_dictionary = [
             c.path
             for c in leaves
             if c.physical_type == "BYTE_ARRAY" and c.logical_type.type in ("STRING", "NONE", "JSON", "BSON", "ENUM")
         ]
-        pf = pq.ParquetFile(path, read_dictionary=as_dictionary)
+        pf = pq.ParquetFile(path, metadata=meta, read_dictionary=as_dictionary)
         schema = pf.schema_arrow
         unpacked = parquet_unpacked_size(meta)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise ImportFailed([RowError(name, None, None, f"not a readable Parquet file ({exc})")]) from None
     # Parquet compresses too: what the row groups unpack to is held to the byte limit, like gunzipped text.
     if unpacked > limits.max_bytes:
-        raise _too_large(name, limits.max_bytes)
+        raise too_large(name, limits.max_bytes)
     if meta.num_rows > limits.max_rows:
         raise _rows_over_limit(name, None, limits)
     _check_types(schema, name)
@@ -961,7 +964,7 @@ def read_parquet(path: Path, limits: Limits, name: str) -> Table:
         except (pa.ArrowException, OSError):
             raise ImportFailed([RowError(name, None, None, "damaged Parquet data")]) from None
 
-    return Table(name, "parquet", schema.names, _batch_rows(batches(), name, limits, "Parquet"), "row")
+    return Table(name, "parquet", schema.names, lambda: _batch_rows(batches(), name, limits, "Parquet"), "row")
 
 
 def _inside(root: Path, base: Path, named: object) -> bool:
@@ -1113,7 +1116,7 @@ def _arrow_scan(f: Path, where: str, limits: Limits, name: str) -> int:
             if declared > (message.body.size if message.body else 0) or length < 0:
                 raise unreadable()
             if declared > limits.max_bytes:
-                raise _too_large(name, limits.max_bytes)
+                raise too_large(name, limits.max_bytes)
             rows += length if message.type == "record batch" else 0
     except (pa.ArrowException, OSError, ValueError, StopIteration, struct.error):
         raise unreadable() from None
@@ -1131,7 +1134,7 @@ def read_hf(path: Path, limits: Limits, name: str) -> Table:
     splits = _hf_splits(root, name)
     files = [(f, f.relative_to(root).as_posix()) for _, fs in splits for f in fs]
     if sum(f.stat().st_size for f, _ in files) > limits.max_bytes:
-        raise _too_large(name, limits.max_bytes)
+        raise too_large(name, limits.max_bytes)
     total = sum(_arrow_scan(f, where, limits, name) for f, where in files)
     if total > limits.max_rows:
         raise _rows_over_limit(name, None, limits)
@@ -1148,7 +1151,7 @@ def read_hf(path: Path, limits: Limits, name: str) -> Table:
             except (pa.ArrowException, OSError, ValueError):
                 raise ImportFailed([RowError(name, None, None, f"not a readable Arrow file ({where})")]) from None
 
-    return Table(name, "hf", columns, _batch_rows(batches(), name, limits, "Arrow"), "row")
+    return Table(name, "hf", columns, lambda: _batch_rows(batches(), name, limits, "Arrow"), "row")
 
 
 READERS = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "hf": read_hf}

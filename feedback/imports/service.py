@@ -32,7 +32,7 @@ from feedback.hashing import canonical_json, members_key, messages_hash, text_ha
 from feedback.models import Comparison, Label, Project, Prompt, RankingItem, Response
 
 from .errors import ImportFailed, RowError, RowProblem
-from .kinds import KINDS, PARSERS, JudgedPairRecord, Record, Reply, ResponsesRecord, detect_kind
+from .kinds import KINDS, PARSERS, SOURCE_MAX, JudgedPairRecord, Record, Reply, ResponsesRecord, detect_kind
 from .readers import Limits, Table, open_table
 
 CHUNK_ROWS = 2000
@@ -66,13 +66,14 @@ class ImportSummary:
     skipped: list[RowError] = field(default_factory=list)
     """The first `ERRORS_KEPT` skipped rows."""
     skipped_count: int = 0
+    """All skipped rows, listed or not."""
     created: dict[str, int] = field(
         default_factory=lambda: {"prompts": 0, "responses": 0, "comparisons": 0, "labels": 0}
     )
 
     @property
     def skipped_total(self) -> int:
-        return max(self.skipped_count, len(self.skipped))
+        return self.skipped_count
 
     def as_dict(self) -> dict:
         return {
@@ -147,9 +148,8 @@ def data_import(
         )
     summary = ImportSummary(table.name, kind, rows=checked.rows)
     summary.skipped, summary.skipped_count = checked.errors, checked.error_count
-    again, _ = _open(path, fmt, limits, display_name)
     with transaction.atomic():
-        _write(project, again, parser, source, checked, summary, progress, should_stop, chunk_rows)
+        _write(project, table, parser, source, checked, summary, progress, should_stop, chunk_rows)
     return summary
 
 
@@ -175,7 +175,7 @@ def _open(path: Path, fmt: str | None, limits: Limits, display_name: str | None)
 
 def _default_source(name: str) -> str:
     # A label's source holds 120 characters; a long file name is cut rather than refused.
-    return (Path(name.removesuffix(".gz")).stem or "import")[:120]
+    return (Path(name.removesuffix(".gz")).stem or "import")[:SOURCE_MAX]
 
 
 def _row_digest(row_json: str) -> int:
@@ -198,7 +198,7 @@ class _Checked:
 def _check(table: Table, parser, source: str, progress: Progress, should_stop: Callable[[], bool]) -> _Checked:
     checked = _Checked()
     digests = array("Q")
-    for lineno, row in table.rows:
+    for lineno, row in table.rows():
         checked.rows += 1
         if checked.rows % CHECK_REPORT_EVERY == 0:
             progress("checking", checked.rows, None)
@@ -268,7 +268,7 @@ def _write(
     batch: list[tuple[Record, str | None]] = []
     chars = rows = valid = 0
     analyse_at = ANALYSE_FIRST
-    for _, row in table.rows:
+    for _, row in table.rows():
         rows += 1
         try:
             if isinstance(row, RowProblem):

@@ -28,7 +28,7 @@ from training.jobs import job_submit
 from training.models import Job
 
 from .errors import ImportFailed, RowError
-from .readers import Limits
+from .readers import Limits, too_large
 from .service import ImportSummary, Progress, data_import, default_limits
 
 IMPORTS_DIR = "imports"
@@ -64,7 +64,7 @@ def upload_import(
     name = (re.sub(r"[\x00-\x1f\x7f]", "", Path(upload.name or "").name) or "upload")[:200]
     limits = default_limits()
     if upload.size and upload.size > limits.max_bytes:
-        raise _too_large(name, limits)
+        raise too_large(name, limits.max_bytes)
     _stored_uploads_sweep(project.pk)
     token = uuid.uuid4().hex
     # The folder is ours (project id, random token), and the client's name only lends its letters to the file's.
@@ -77,7 +77,7 @@ def upload_import(
             for chunk in upload.chunks():
                 written += len(chunk)
                 if written > limits.max_bytes:
-                    raise _too_large(name, limits)
+                    raise too_large(name, limits.max_bytes)
                 f.write(chunk)
         if _unpacked_size(path, settings.JUROR_IMPORT_SYNC_MAX_BYTES) <= settings.JUROR_IMPORT_SYNC_MAX_BYTES:
             summary = stored_upload_import(
@@ -99,12 +99,6 @@ def upload_import(
     finally:
         if job is None:
             shutil.rmtree(path.parent, ignore_errors=True)
-
-
-def _too_large(name: str, limits: Limits) -> ImportFailed:
-    return ImportFailed(
-        [RowError(name, None, None, f"file is larger than the import limit of {limits.max_bytes:,} bytes")]
-    )
 
 
 def stored_upload_path(project_id: int, upload: str) -> Path:
@@ -215,7 +209,7 @@ def _unpacked_size(path: Path, enough: int) -> int:
 
             from .readers import parquet_unpacked_size
 
-            return max(size, parquet_unpacked_size(pq.ParquetFile(path).metadata))
+            return max(size, parquet_unpacked_size(pq.read_metadata(path)))
     except Exception:  # noqa: BLE001 — damaged or not what its name says: the import names the problem
         return size
     return size

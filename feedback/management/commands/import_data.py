@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from feedback.imports.errors import ImportFailed
+from feedback.imports.kinds import SOURCE_MAX
 from feedback.imports.readers import FORMATS
 from feedback.imports.service import data_import
 from feedback.models import Project
@@ -35,8 +36,8 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None and not opts["create"]:
             raise CommandError(f"no project '{opts['project']}' (add --create to create it)")
-        if opts["source"] and len(opts["source"]) > 120:
-            raise CommandError("--source: at most 120 characters")
+        if opts["source"] and len(opts["source"]) > SOURCE_MAX:
+            raise CommandError(f"--source: at most {SOURCE_MAX} characters")
         try:
             # A new project is created in the import's transaction: a failed import leaves no empty project.
             with transaction.atomic():
