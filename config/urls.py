@@ -7,6 +7,7 @@ from annotators import views as annotator_views
 from feedback.api import router as feedback_router
 from feedback.views import annotate as annotate_views
 from feedback.views import pages as feedback_views
+from training import model_views
 from training import views as training_views
 from training.api import router as training_router
 
@@ -41,6 +42,8 @@ urlpatterns = [
     path("jobs/<int:pk>/artifacts/<int:artifact_id>/", training_views.job_artifact, name="job-artifact"),
     path("jobs/<int:pk>/cancel/", training_views.job_cancel_view, name="job-page-cancel"),
     path("jobs/<int:pk>/retry/", training_views.job_retry_view, name="job-page-retry"),
+    path("models/", model_views.models_list, name="models"),
+    path("models/<slug:name>/", model_views.model_detail, name="model-page"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

@@ -4,13 +4,14 @@ config is validated against its kind's dataclass."""
 from django import forms
 from django.contrib import admin, messages
 
-from .configs import SUBMITTABLE, ConfigError, config_dict, config_from
+from .catalog import submittable_kinds
+from .configs import ConfigError, config_dict, config_from
 from .jobs import JobStateError, job_cancel, job_retry
 from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel
 
 
 class JobForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=[(k, k) for k in SUBMITTABLE])
+    kind = forms.ChoiceField(choices=[(k, k) for k in submittable_kinds()])
 
     class Meta:
         model = Job

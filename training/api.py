@@ -12,6 +12,8 @@ from rest_framework.routers import DefaultRouter
 from .configs import ConfigError
 from .jobs import JobStateError, job_cancel, job_retry, job_submit
 from .models import Job, RegisteredModel
+from .score_api import SCHEMA as score_schema
+from .score_api import score_queue
 from .selectors import jobs_visible_to, models_visible_to, projects_managed_by
 from .serializers import JobCreateSerializer, JobDetailSerializer, JobSerializer, RegisteredModelSerializer
 
@@ -93,6 +95,14 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         if getattr(self, "swagger_fake_view", False):
             return RegisteredModel.objects.none()
         return models_visible_to(self.request.user)
+
+    @score_schema
+    @action(detail=True, methods=["post"])
+    def score(self, request, name=None):
+        """Scores texts with this reward model: queues a `score` job and answers 202 with the job to poll (GET
+        /api/v1/jobs/<id>/; the scores are its `result`). The web process never imports torch: the worker's
+        child loads the model and scores, in batches. Only a project's managers; up to 1,000 items."""
+        return score_queue(request, self.get_object())
 
 
 router = DefaultRouter()

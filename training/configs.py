@@ -1,12 +1,15 @@
 """One documented, validated dataclass per job kind.
 
-`asdict(config)` is what a job stores, so any response or model can be traced to the settings that made it.
-Field docstrings are the help text of the /jobs/new form and of `submit_job KIND --list-config`.
+`config_dict(config)` is what a job stores, so any response or model can be traced to the settings that made it.
+Field docstrings are the help text of the /jobs/new form and of `submit_job KIND --list-config`; a nested
+dataclass is a group of settings named with dots (`lora.r`). Which kind uses which config is in training.catalog.
+This module stays importable without Django: the child process builds its config from it.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import inspect
 import re
@@ -14,11 +17,10 @@ import textwrap
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import dacite
-
-from feedback.exports.options import ExportOptions
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 TEMPLATES = ("zero_shot", "few_shot", "cot")
@@ -72,9 +74,15 @@ class GenerateConfig:
     temperatures: tuple[float, ...] = (0.7,)
     """Sampling temperatures; each is a variant (0: greedy)."""
     top_p: float = 0.95
+    """Nucleus sampling: each token is drawn from the smallest set of tokens whose probabilities add up to this
+    (1: no cut-off; ignored at temperature 0)."""
     max_new_tokens: int = 128
+    """Longest answer, in tokens; a response that reaches it is cut off there."""
     seed: int = 0
+    """Seeds the sampling (each model and temperature gets its own seed from it) and the prompts=sample draw, so
+    a job run again, or resumed, gives the same responses."""
     batch_size: int = 8
+    """Sequences generated together; larger is faster until memory runs out."""
     precision: Literal["auto", "fp32", "bf16", "nf4"] = "auto"
     """auto: fp32 on CPU (bf16 is slower there), bf16 on GPU; nf4: 4-bit with double quantisation."""
     comparisons: Literal["auto", "pairs", "ranking", "none"] = "auto"
@@ -134,24 +142,6 @@ class ImportConfig:
             raise ConfigError("source must be at most 120 characters")
 
 
-CONFIGS: dict[str, type] = {
-    "generate": GenerateConfig,
-    "export": ExportOptions,
-    "import": ImportConfig,
-    "noop": NoopConfig,
-}
-KIND_HELP = {
-    "generate": "Generate candidate responses with models from the registry and make comparisons of them.",
-    "export": "Write the preference dataset to the data directory (for projects too large for a download).",
-    "import": "Import a large upload (queued by the project's import page and the API, not started here).",
-    "noop": "Check the workers: count to N with a checkpoint per step.",
-}
-SUBMITTABLE = tuple(kind for kind in CONFIGS if kind != "import")
-"""Kinds a person starts by naming a config (form, API, admin, submit_job). An import job starts from its upload
-(feedback.imports.uploads), which alone knows the stored file; naming another job's upload would let one job
-delete what the other still has to read."""
-
-
 def _hooks() -> dacite.Config:
     # Values come from JSON, forms and `--set`: ints where floats are meant, lists where tuples are, ISO dates.
     return dacite.Config(
@@ -165,16 +155,32 @@ def _hooks() -> dacite.Config:
 
 
 def config_from(kind: str, data: dict[str, Any] | None) -> Any:
-    """The kind's config from a dict; raises ConfigError naming the field on an unknown key or a wrong value."""
-    if kind not in CONFIGS:
-        raise ConfigError(f"unknown job kind {kind!r}; choose one of {', '.join(CONFIGS)}")
+    """The kind's config from a dict; raises ConfigError naming the field on an unknown key or a wrong value.
+
+    Nested settings come as nested objects (`{"lora": {"r": 16}}`) or as dotted keys (`{"lora.r": 16}`, what
+    `--set` and the form send); a dotted key wins over the same setting inside an object."""
+    from .catalog import KINDS  # lazily: the catalog imports the config classes from here
+
+    if kind not in KINDS:
+        raise ConfigError(f"unknown job kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return config_build(KINDS[kind].config, data, what=kind)
+
+
+def config_build(cls: type, data: dict[str, Any] | Any | None, *, what: str = "") -> Any:
+    """A config dataclass from a dict (see config_from); `what` names it in the unknown-key message. An instance
+    of `cls` is returned as it is (it was validated when it was made)."""
+    if isinstance(data, cls):
+        return data
     if data is not None and not isinstance(data, dict):
         raise ConfigError("config must be a JSON object")
-    data = _lists_from_text(kind, data or {})
+    unknown: list[str] = []
+    data = _normalised(cls, data or {}, "", unknown)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) for {what or cls.__name__}: {', '.join(sorted(unknown))}")
     try:
-        return dacite.from_dict(CONFIGS[kind], data, config=_hooks())
-    except dacite.UnexpectedDataError as exc:
-        raise ConfigError(f"unknown config key(s) for {kind}: {', '.join(sorted(exc.keys))}") from None
+        return dacite.from_dict(cls, data, config=_hooks())
+    except dacite.UnexpectedDataError as exc:  # _normalised finds these first; kept as a guard
+        raise ConfigError(f"unknown config key(s) for {what or cls.__name__}: {', '.join(sorted(exc.keys))}") from None
     except dacite.WrongTypeError as exc:
         raise ConfigError(f"{exc.field_path}: expected {_type_name(exc.field_type)}, got {exc.value!r}") from None
     except dacite.DaciteError as exc:
@@ -183,27 +189,81 @@ def config_from(kind: str, data: dict[str, Any] | None) -> Any:
         raise ConfigError(str(exc)) from None
 
 
-def _lists_from_text(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A list of names given as one string (`--set models=my-model`) is a list of one; anything else that is
-    not a list where a list is meant is refused, rather than read character by character."""
-    data = dict(data)
-    for spec in field_specs(kind):
-        value = data.get(spec.name)
-        if spec.item_type is None or value is None or isinstance(value, list | tuple):
+def _nested(data: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys (`lora.r`) moved into nested objects, applied after the plain keys so they override them."""
+    out = copy.deepcopy({key: value for key, value in data.items() if "." not in str(key)})
+    for key, value in data.items():
+        if "." not in str(key):
             continue
-        if isinstance(value, str) and spec.item_type is str:
-            data[spec.name] = [value]
+        *parents, leaf = str(key).split(".")
+        node = out
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                path = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{path}: expected an object of settings, got {child!r}")
+            node = child
+        node[leaf] = value
+    return out
+
+
+def _normalised(cls: type, data: dict[str, Any], prefix: str, unknown: list[str]) -> dict[str, Any]:
+    """`data` nested, with unknown keys collected by their dotted path, and a list of names given as one string
+    (`--set models=my-model`) made a list of one; anything else that is not a list where a list is meant is
+    refused, rather than read character by character."""
+    data = _nested(data)
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in list(data.items()):
+        path = f"{prefix}{key}"
+        if key not in names:
+            unknown.append(path)
+            continue
+        tp, _ = base_type(hints[key])
+        if _is_config(tp):
+            if isinstance(value, dict):
+                data[key] = _normalised(tp, value, f"{path}.", unknown)
+            elif not isinstance(value, tp):
+                raise ConfigError(f"{path}: expected an object of settings, got {value!r}")
+            continue
+        item = _item_type(tp)
+        if item is None or value is None or isinstance(value, list | tuple):
+            continue
+        if isinstance(value, str) and item is str:
+            data[key] = [value]
         else:
-            raise ConfigError(f"{spec.name}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
     return data
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    """JSON-ready dict of a config (tuples as lists, dates as ISO text)."""
+    """JSON-ready nested dict of a config (tuples as lists, dates as ISO text); what a job stores."""
     if hasattr(config, "as_dict"):
         return config.as_dict()
-    data = dataclasses.asdict(config)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    return {f.name: _json_ready(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _json_ready(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_dict(value)
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def config_flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A stored (nested) config as dotted keys → values, e.g. for the job page: {"lora.r": 16, ...}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(config_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _type_name(tp: Any) -> str:
@@ -212,34 +272,164 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def base_type(tp: Any) -> tuple[Any, bool]:
+    """(type, optional) for `X | None`."""
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not NoneType]
+        return (args[0] if len(args) == 1 else tp), True
+    return tp, False
+
+
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _item_type(tp: Any) -> Any:
+    return get_args(tp)[0] if get_origin(tp) in (tuple, list) and get_args(tp) else None
+
+
 @dataclass(frozen=True)
 class FieldSpec:
+    """One setting as forms and help text show it."""
+
     name: str
+    """Dotted path from the config's top: `steps`, `lora.r`."""
     type: Any
+    """The annotation (`int`, `float | None`, `Literal[...]`, `tuple[str, ...]`)."""
     default: Any
+    """The default, as the config's own default makes it (a nested default_factory's values included)."""
     help: str
+    """The field's docstring."""
     choices: tuple = ()
+    """A Literal's values."""
     item_type: Any = None
+    """For a tuple or list: the type of its items."""
+    group: str = ""
+    """Dotted path of the nested config this setting is in (`lora`); empty at the top level."""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A nested config (`lora`, `trainer`) as one fieldset: its settings under a legend."""
+
+    name: str
+    """Dotted path (`lora`; `a.b` deeper down); empty for the top-level settings."""
+    help: str
+    """The nested dataclass's docstring (or, without one, the docstring of the field that holds it)."""
+    fields: tuple[FieldSpec, ...]
+
+
+def field_specs(kind: str) -> list[FieldSpec]:
+    """The kind's settings, nested ones flattened to dotted names, with types, defaults and docstrings."""
+    from .catalog import KINDS
+
+    return list(config_fields(KINDS[kind].config))
+
+
+def field_groups(kind: str) -> list[GroupSpec]:
+    """The kind's settings by group: the top-level ones first (group ""), then each nested config."""
+    from .catalog import KINDS
+
+    return config_groups(KINDS[kind].config)
 
 
 @cache
-def field_specs(kind: str) -> list[FieldSpec]:
-    """The kind's config fields with their types, defaults and docstrings, for forms and help text."""
-    cls = CONFIGS[kind]
+def config_fields(cls: type) -> tuple[FieldSpec, ...]:
+    """A config dataclass's settings, nested dataclasses flattened to dotted names (`lora.r`)."""
+    return tuple(_fields(cls, _default_instance(cls), ""))
+
+
+def config_groups(cls: type) -> list[GroupSpec]:
+    """config_fields in groups, in the order the dataclasses declare them; a group of no settings is left out."""
+    helps = {"": ""} | {name: help for name, help in _nested_helps(cls, "")}
+    grouped: dict[str, list[FieldSpec]] = {name: [] for name in helps}
+    for spec in config_fields(cls):
+        grouped[spec.group].append(spec)
+    return [GroupSpec(name, helps[name], tuple(specs)) for name, specs in grouped.items() if specs]
+
+
+def config_undocumented(cls: type, prefix: str = "") -> list[str]:
+    """Dotted names of the settings (nested configs themselves included) that have no docstring."""
+    docs = _field_docs(cls)
+    hints = get_type_hints(cls)
+    missing = []
+    for f in dataclasses.fields(cls):
+        if not docs.get(f.name):
+            missing.append(f"{prefix}{f.name}")
+        tp, _ = base_type(hints[f.name])
+        if _is_config(tp):
+            missing += config_undocumented(tp, f"{prefix}{f.name}.")
+    return missing
+
+
+def _default_instance(cls: type) -> Any:
+    try:
+        return cls()
+    except (TypeError, ValueError):  # a config with a required setting has no default instance
+        return None
+
+
+def _fields(cls: type, defaults: Any, prefix: str) -> list[FieldSpec]:
     hints = get_type_hints(cls)
     docs = _field_docs(cls)
-    specs = []
+    specs: list[FieldSpec] = []
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        choices = get_args(tp) if get_origin(tp) is Literal else ()
-        item = get_args(tp)[0] if get_origin(tp) in (tuple, list) else None
-        specs.append(FieldSpec(f.name, tp, default, docs.get(f.name, ""), choices, item))
+        base, _ = base_type(tp)
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        if _is_config(base):
+            nested = default if isinstance(default, base) else _default_instance(base)
+            specs += _fields(base, nested, f"{prefix}{f.name}.")
+            continue
+        choices = get_args(base) if get_origin(base) is Literal else ()
+        specs.append(
+            FieldSpec(
+                f"{prefix}{f.name}", tp, default, docs.get(f.name, ""), choices, _item_type(base), prefix.rstrip(".")
+            )
+        )
     return specs
 
 
+def _nested_helps(cls: type, prefix: str) -> list[tuple[str, str]]:
+    hints = get_type_hints(cls)
+    docs = _field_docs(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        base, _ = base_type(hints[f.name])
+        if _is_config(base):
+            name = f"{prefix}{f.name}"
+            out.append((name, _class_doc(base) or docs.get(f.name, "")))
+            out += _nested_helps(base, f"{name}.")
+    return out
+
+
+def _class_doc(cls: type) -> str:
+    """The class's own docstring; dataclass() makes up "Name(field: type, ...)" for one without, which is none."""
+    doc = cls.__dict__.get("__doc__") or ""
+    if doc.startswith(f"{cls.__name__}("):
+        return ""
+    return " ".join(doc.split())
+
+
+@cache
 def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string after a field) — Python keeps them only in the source."""
+    """Attribute docstrings (the string after a field) — Python keeps them only in the source. Fields a
+    dataclass inherits keep the docstrings their base class gives them."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object and dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):

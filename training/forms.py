@@ -1,32 +1,28 @@
 """The /jobs/new form, generated from the kind's config dataclass: one field per config key, its default as the
-initial value and its docstring as help text, so a new config key shows up in the form without template work."""
+initial value and its docstring as help text, so a new config key shows up in the form without template work.
+A nested dataclass (`lora`, `trainer`) is a fieldset whose fields are named with dots (`config_lora.r`)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
-from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 from django import forms
 
-from .configs import KIND_HELP, SUBMITTABLE, ConfigError, FieldSpec, config_from, field_specs
+from .catalog import KINDS, submittable_kinds
+from .configs import ConfigError, FieldSpec, base_type, config_build, config_fields, config_groups
 from .registry import model_names
 
 LONG_TEXT = {"system", "examples"}
-
-
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """(type, optional) for `X | None`."""
-    if get_origin(tp) in (Union, UnionType):
-        args = [a for a in get_args(tp) if a is not NoneType]
-        return args[0], True
-    return tp, False
+"""Text settings (by their last name) that get a text area."""
 
 
 def _form_field(spec: FieldSpec) -> forms.Field:
-    tp, optional = _base_type(spec.type)
-    common = {"help_text": spec.help, "label": spec.name.replace("_", " ").capitalize()}
+    tp, optional = base_type(spec.type)
+    short = spec.name.rsplit(".", 1)[-1]
+    common = {"help_text": spec.help, "label": short.replace("_", " ").capitalize()}
     if spec.choices:
         return forms.ChoiceField(choices=[(c, c) for c in spec.choices], initial=spec.default, **common)
     if tp is bool:
@@ -45,7 +41,7 @@ def _form_field(spec: FieldSpec) -> forms.Field:
     if spec.item_type is not None:
         initial = ", ".join(str(v) for v in spec.default)
         return forms.CharField(required=False, initial=initial, **common)
-    widget = forms.Textarea(attrs={"rows": 2}) if spec.name in LONG_TEXT else None
+    widget = forms.Textarea(attrs={"rows": 2}) if short in LONG_TEXT else None
     return forms.CharField(required=False, initial=spec.default, widget=widget, strip=True, **common)
 
 
@@ -59,13 +55,13 @@ def _config_value(spec: FieldSpec, value: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
         if not isinstance(parsed, list):
-            raise forms.ValidationError('a JSON list of {"prompt": ..., "response": ...}')
+            raise forms.ValidationError('a JSON list of objects, e.g. [{"prompt": "...", "response": "..."}]')
         return parsed
     if spec.item_type is not None:
         items = [v.strip() for v in (value or "").split(",") if v.strip()]
-        if spec.item_type is float:
+        if spec.item_type in (int, float):
             try:
-                return [float(v) for v in items]
+                return [spec.item_type(v) for v in items]
             except ValueError:
                 raise forms.ValidationError("numbers separated by commas") from None
         return items
@@ -74,13 +70,34 @@ def _config_value(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Fieldset:
+    """A group of config fields as the template shows it: the top-level settings (no legend), then one per
+    nested config, its legend the group's dotted name and its docstring."""
+
+    name: str
+    help: str
+    fields: list
+
+
+def _field_named(message: str, names: list[str]) -> str | None:
+    """The setting a ConfigError message starts with ("lora.r must be…", "examples[0] must…", "n: expected…"):
+    the longest name followed by something that cannot continue a name."""
+    for name in sorted(names, key=len, reverse=True):
+        rest = message[len(name) : len(name) + 1]
+        if message.startswith(name) and not (rest.isalnum() or rest in ("_", ".")):
+            return name
+    return None
+
+
 class JobForm(forms.Form):
     """The kind and project come first; the rest are the kind's config fields, added in __init__."""
 
     def __init__(self, *args, kind: str, projects, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
-        self.specs = field_specs(kind)
+        self.config_class = KINDS[kind].config
+        self.specs = list(config_fields(self.config_class))
         self.fields["project"] = forms.ModelChoiceField(queryset=projects, to_field_name="slug", empty_label=None)
         for spec in self.specs:
             self.fields[f"config_{spec.name}"] = _form_field(spec)
@@ -88,8 +105,14 @@ class JobForm(forms.Form):
             names = ", ".join(model_names())
             self.fields["config_models"].help_text += f" Registered: {names}."
 
-    def config_fields(self):
+    def config_fields(self) -> list:
         return [self[f"config_{spec.name}"] for spec in self.specs]
+
+    def config_fieldsets(self) -> list[Fieldset]:
+        return [
+            Fieldset(group.name, group.help, [self[f"config_{spec.name}"] for spec in group.fields])
+            for group in config_groups(self.config_class)
+        ]
 
     def clean(self):
         data = super().clean()
@@ -104,14 +127,14 @@ class JobForm(forms.Form):
                 self.add_error(key, exc)
         if not self.errors:
             try:
-                config_from(self.kind, config)
+                config_build(self.config_class, config, what=self.kind)
             except ConfigError as exc:
-                # Messages name their field ("n must be between 1 and 16"): show them next to it.
-                name = next((s.name for s in self.specs if str(exc).startswith(s.name)), None)
+                # Messages name their field ("n must be between 1 and 16", "lora.r must be…"): show them there.
+                name = _field_named(str(exc), [s.name for s in self.specs])
                 self.add_error(f"config_{name}" if name else None, str(exc))
-        self.config = config
+        self.config = config  # dotted keys for nested settings; job_submit (config_from) nests them
         return data
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    return [(kind, KIND_HELP[kind]) for kind in SUBMITTABLE]
+    return [(kind, KINDS[kind].help) for kind in submittable_kinds()]

@@ -160,16 +160,71 @@ class RegisteredModel(models.Model):
     parameter_count = models.BigIntegerField(null=True, blank=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="models")
     config = models.JSONField(default=dict, blank=True, help_text="The config that made it.")
-    metrics = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="What the job measured (a reward model's evaluation)."
+    )
+    dataset_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the training dataset's manifest.json (its files and hashes)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            # A reward model on frozen MiniLM embeddings has no base model in the registry; adapters always do.
             models.CheckConstraint(
-                condition=Q(kind="base") | Q(parent__isnull=False), name="registeredmodel_adapter_has_parent"
+                condition=Q(kind="base") | Q(kind="reward") | Q(parent__isnull=False),
+                name="registeredmodel_adapter_has_parent",
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class RewardEvaluation(models.Model):
+    """A reward model judged on one project's preferences: at training (its held-out prompts) or by a
+    `reward_eval` job (any project's pairs).
+
+    A table rather than a key in RegisteredModel.metrics: the model page lists only evaluations on projects the
+    reader manages (they quote prompts and name annotators' pseudonyms), a project's reward models are compared
+    by one query, deleting a project deletes its evaluations, and two evaluation jobs finishing at once each add
+    a row instead of overwriting each other's read-modify-write of one JSON value."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="evaluations")
+    project = models.ForeignKey("feedback.Project", on_delete=models.CASCADE, related_name="reward_evaluations")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations")
+    split = models.CharField(max_length=10, help_text='"test" (held-out prompts) or "all" (every filtered pair).')
+    n = models.PositiveIntegerField(default=0, help_text="Pairs scored for accuracy.")
+    accuracy = models.FloatField(null=True, blank=True)
+    ece = models.FloatField(null=True, blank=True, help_text="Expected calibration error.")
+    evaluation = models.JSONField(default=dict, help_text="The evaluation as training.reward.evaluation writes it.")
+    dataset_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A retried finish of the same job replaces its row instead of adding one.
+            models.UniqueConstraint(fields=["model", "project", "job"], name="rewardevaluation_once_per_job"),
+        ]
+        indexes = [models.Index(fields=["project", "model", "-created_at"], name="rewardevaluation_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.project_id}: {self.accuracy}"
+
+
+class ResponseScore(models.Model):
+    """A reward model's score for one response; a later score job with the same model replaces it."""
+
+    response = models.ForeignKey("feedback.Response", on_delete=models.CASCADE, related_name="scores")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="scores")
+    score = models.FloatField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="scores")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["response", "model"], name="responsescore_one_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.score:g} for response {self.response_id}"

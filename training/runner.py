@@ -1,7 +1,8 @@
 """The child process a worker starts for one attempt of one job: `python -m training.runner SPEC.json`.
 
-It never imports Django (the export and import kinds set Django up themselves): it reads a spec the worker
-wrote, runs the kind's task, and reports back as JSON lines on the file descriptor in JUROR_EVENTS_FD; what it
+It never imports Django (the import kind sets Django up itself, because it writes to the database): it reads a
+spec the worker wrote, builds the kind's validated config dataclass, runs the kind's entry point (named in
+training.catalog), and reports back as JSON lines on the file descriptor in JUROR_EVENTS_FD; what it
 prints is the job's log. Exit status: 0 done (a `result` event was sent), 75 stopped at a checkpoint after
 SIGTERM, anything else a failure (an `error` event says why).
 """
@@ -21,14 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from training.catalog import KINDS
+from training.configs import ConfigError, config_from
+
 EXIT_STOPPED = 75  # EX_TEMPFAIL: "try again later", from sysexits.h
-# The only code a spec can name: a worker runs these and nothing else.
-ENTRIES = {
-    "noop": "training.tasks.noop:run",
-    "generate": "training.tasks.generate:run",
-    "export": "training.tasks.export:run",
-    "import": "training.tasks.imports:run",
-}
 
 
 class Stopped(Exception):
@@ -40,12 +37,16 @@ class Unrecoverable(Exception):
 
 
 class Context:
-    """What a task sees of its job: config, inputs, its folder, and ways to report progress."""
+    """What a task sees of its job: config, inputs, its folder, and ways to report progress.
+
+    `config` is the kind's config dataclass, validated here once (ConfigError for a spec whose config is not
+    valid); a task reads `ctx.config.max_new_tokens`, never a dict."""
 
     def __init__(self, spec: dict[str, Any], events: Callable[[dict], None]) -> None:
         self.job_id: int = spec["job_id"]
         self.attempt: int = spec["attempt"]
-        self.config: dict[str, Any] = spec["config"]
+        self.kind: str = spec["kind"]
+        self.config: Any = config_from(spec["kind"], spec["config"])
         self.workdir = Path(spec["workdir"])
         self.data_dir = Path(spec["data_dir"])
         self.inputs: dict[str, Any] = json.loads(Path(spec["inputs"]).read_text()) if spec.get("inputs") else {}
@@ -109,7 +110,9 @@ def _die_with_parent(*, parent_is_worker: bool) -> None:
 
 
 def _entry(kind: str) -> Callable[[Context], dict]:
-    module, _, name = ENTRIES[kind].partition(":")
+    """The kind's entry point. The catalog is the only code a spec can name: a worker runs these and nothing
+    else."""
+    module, _, name = KINDS[kind].entry.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -138,7 +141,11 @@ def main(argv: list[str]) -> int:
             stream.write(json.dumps(event) + "\n")
             stream.flush()
 
-    ctx = Context(spec, emit)
+    try:
+        ctx = Context(spec, emit)
+    except (ConfigError, KeyError) as exc:  # another attempt would read the same spec
+        emit({"type": "error", "message": f"bad job spec: {exc}", "retry": False})
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides for its child
     try:

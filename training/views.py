@@ -10,7 +10,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from .configs import CONFIGS
+from .catalog import submittable_kinds
+from .configs import config_flat
 from .forms import JobForm, kind_choices
 from .jobs import JobStateError, job_cancel, job_retry, job_submit
 from .selectors import job_log_tail, job_metric_series, job_visible_or_404, jobs_visible_to, projects_managed_by
@@ -43,7 +44,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
     if not projects.exists():
         raise Http404("You manage no project")
     kind = request.POST.get("kind") or request.GET.get("kind") or "generate"
-    if kind not in CONFIGS:
+    if kind not in submittable_kinds():
         kind = "generate"
     initial = {"project": request.GET.get("project")} if request.GET.get("project") else None
     form = JobForm(request.POST or None, kind=kind, projects=projects, initial=initial)
@@ -65,7 +66,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "metrics_json": json.dumps(metrics),
         "log": job_log_tail(job),
         "artifacts": list(job.artifacts.order_by("name")),
-        "config": [(key, json.dumps(value)) for key, value in sorted(job.config.items())],
+        # Nested settings as dotted keys (lora.r), sorted so each group's settings stand together.
+        "config": [(key, json.dumps(value)) for key, value in sorted(config_flat(job.config).items())],
         "result": [(key.replace("_", " "), _figure(value)) for key, value in job.result.items()],
     }
     template = "training/job_detail.html#live" if request.htmx else "training/job_detail.html"

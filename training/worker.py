@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
+from .catalog import KINDS, KindSpec, resolve
 from .jobs import (
     job_claim,
     job_dir,
@@ -40,7 +41,7 @@ from .jobs import (
     job_succeed,
     worker_name,
 )
-from .kinds import KINDS, JobError
+from .kinds import JobError
 from .models import Artifact, Job, JobLog, JobMetric
 from .runner import EXIT_STOPPED, write_atomic
 
@@ -187,7 +188,7 @@ class Worker:
         ended = KINDS[job.kind].ended
         if ended is not None and outcome in ("succeeded", "failed", "cancelled"):
             try:
-                ended(job)
+                resolve(ended)(job)
             except Exception:  # noqa: BLE001 — the job's outcome stands whatever its clean-up does
                 logger.exception("job %s: cleaning up after it failed", job.pk)
         return outcome
@@ -223,11 +224,11 @@ class Worker:
         self._wait(attempt)
         return self._conclude(attempt, kind, workdir)
 
-    def _inputs(self, job: Job, workdir: Path, kind) -> Path:
+    def _inputs(self, job: Job, workdir: Path, kind: KindSpec) -> Path:
         """The child's inputs are read from the database once per job, so a resumed attempt sees the same ones."""
         path = workdir / "inputs.json"
         if not path.exists():
-            write_atomic(path, json.dumps(kind.prepare(job, workdir)))
+            write_atomic(path, json.dumps(resolve(kind.prepare)(job, workdir)))
         return path
 
     def _spawn(self, attempt: Attempt, spec_path: Path, *, distributed: bool) -> None:
@@ -436,7 +437,7 @@ class Worker:
             thread.join(timeout=10)
         self._stop_pulse(attempt)
 
-    def _conclude(self, attempt: Attempt, kind, workdir: Path) -> str:
+    def _conclude(self, attempt: Attempt, kind: KindSpec, workdir: Path) -> str:
         job = attempt.job
         child = attempt.child
         self._flush(attempt)  # whatever arrived after the reporting thread's last round
@@ -455,7 +456,7 @@ class Worker:
                     held = Job.objects.select_for_update().filter(pk=job.pk, attempt=job.attempt, status="running")
                     if not held.exists():
                         return self._said(job, "lost")
-                    result = kind.finish(job, workdir, attempt.result)
+                    result = resolve(kind.finish)(job, workdir, attempt.result)
                     job_succeed(job, result=result)
             except JobError as exc:
                 job_fail_now(job, error=str(exc))

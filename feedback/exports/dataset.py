@@ -289,9 +289,10 @@ def _prompt(messages: list[dict], options: ExportOptions):
 def pair_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, dict]]:
     for unit, outcome, agreement in aggregated_units(project, options):
         item = unit.item
-        (x_text, x_model), (y_text, y_model) = item.responses[unit.x], item.responses[unit.y]
+        x, y = unit.x, unit.y
         if outcome == "b":
-            (x_text, x_model), (y_text, y_model) = (y_text, y_model), (x_text, x_model)
+            x, y = y, x
+        (x_text, x_model), (y_text, y_model) = item.responses[x], item.responses[y]
         agreeing = [s for _, v, s in unit.votes if v == outcome and s is not None]
         row = {
             "prompt": _prompt(item.messages, options),
@@ -301,6 +302,8 @@ def pair_rows(project: Project, options: ExportOptions) -> Iterator[tuple[str, d
             "prompt_id": item.prompt_id,
             "chosen_model": x_model,
             "rejected_model": y_model,
+            "chosen_response_id": x,
+            "rejected_response_id": y,
             "num_labels": len(unit.votes),
             "agreement": round(agreement, 6),
             "strength": round(sum(agreeing) / len(agreeing), 6) if agreeing else None,

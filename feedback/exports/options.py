@@ -26,15 +26,20 @@ class ExportOptions:
     aggregation: str = "majority"
     """majority, or dawid_skene (crowd-kit): annotators weighted by how reliable they prove."""
     include_ties: bool = False
+    """Keep comparisons whose outcome is a tie (their `outcome` column says so; in pairs, response a is `chosen`);
+    otherwise they are left out."""
     include_both_bad: bool = False
+    """Keep comparisons whose outcome is "both bad"; otherwise they are left out."""
     min_agreement: float = 0.0
     """Share of a comparison's votes that agree with its outcome (Dawid–Skene: the outcome's posterior)."""
     min_labels: int = 1
+    """Leave out comparisons with fewer labels than this."""
     min_gold_accuracy: float | None = None
     """Leave out annotators whose accuracy on gold items is below this (those with no gold answers stay)."""
     since: date | None = None
+    """Only labels made on or after this day."""
     until: date | None = None
-    """Label dates, inclusive."""
+    """Only labels made on or before this day."""
     segment: str = ""
     """key=value: only labels from annotators with this segment attribute; adds a `segment` column."""
     models: tuple[str, ...] = ()
@@ -46,6 +51,7 @@ class ExportOptions:
     seed: int = 0
     """Changes which prompts land in test, deterministically."""
     chunk_size: int = 5000
+    """Comparisons read from the database at a time: bounds memory on big projects, never changes the output."""
     exclude: tuple[str, ...] = field(default=())
     """Usernames to leave out (on top of members a manager excluded)."""
 

@@ -21,6 +21,8 @@ def schema_for(options: ExportOptions) -> pa.Schema:
             ("prompt_id", pa.int64()),
             ("chosen_model", pa.string()),
             ("rejected_model", pa.string()),
+            ("chosen_response_id", pa.int64()),
+            ("rejected_response_id", pa.int64()),
             ("num_labels", pa.int32()),
             ("agreement", pa.float64()),
             ("strength", pa.float64()),

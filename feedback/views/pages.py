@@ -6,6 +6,7 @@ from django.shortcuts import render
 from feedback.exports.requests import export_zip_response, options_from
 from feedback.selectors import project_list_for, project_role, project_stats, project_visible_or_404
 from feedback.serializers import ExportRequestSerializer
+from training.selectors import active_learning_effect, reward_models_for_project
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -21,11 +22,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_visible_or_404(request.user, slug)
-    return render(
-        request,
-        "feedback/project_dashboard.html",
-        {"project": project, "stats": project_stats(project), "role": project_role(request.user, project)},
-    )
+    role = project_role(request.user, project)
+    context = {"project": project, "stats": project_stats(project), "role": role}
+    if role == "manager":  # reward models and their figures are for the people who run the project
+        context["reward_models"] = reward_models_for_project(project)
+        context["active_learning"] = active_learning_effect(project)
+    return render(request, "feedback/project_dashboard.html", context)
 
 
 @login_required

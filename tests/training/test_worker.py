@@ -215,9 +215,9 @@ def test_the_child_starts_through_accelerate_only_for_distributed_kinds_on_sever
 
 def test_a_distributed_kind_runs_through_accelerate_launch_and_reports_back(settings, monkeypatch):
     """The launcher path for real, on CPU with one process: the wrapper, the launcher, the rank, its events."""
-    from training import kinds
+    from training import catalog
 
-    monkeypatch.setitem(kinds.KINDS, "noop", dataclasses.replace(kinds.KINDS["noop"], distributed=True))
+    monkeypatch.setitem(catalog.KINDS, "noop", dataclasses.replace(catalog.KINDS["noop"], distributed=True))
     settings.JUROR_WORKER_LAUNCHER = "accelerate"
     settings.JUROR_ACCELERATE_ARGS = "--cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no"
     settings.JUROR_JOB_HEARTBEAT_SECONDS = 0.3

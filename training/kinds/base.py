@@ -1,11 +1,11 @@
-"""What the worker needs from each job kind, on the Django side of the child process."""
+"""What every job kind shares on the Django side of the child process (the kinds themselves: training.catalog)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from training.configs import config_from
 from training.models import Job
 
 
@@ -14,25 +14,16 @@ class JobError(Exception):
     message, instead of being retried."""
 
 
-@dataclass(frozen=True)
-class Kind:
-    prepare: Callable[[Job, Path], dict]
-    """Reads what the child needs from the database (prompts, model paths) into plain JSON, once per job."""
-    finish: Callable[[Job, Path, dict], dict]
-    """Writes what the child made into the database, in the transaction that marks the job succeeded."""
-    distributed: bool = False
-    """Starts through `accelerate launch` when the worker has several GPUs."""
-    ended: Callable[[Job], None] | None = None
-    """Called once the job has ended on a worker (succeeded, failed or cancelled), e.g. to remove its inputs."""
-    long_transaction: bool = False
-    """The child writes in one long transaction. On SQLite that holds the only write lock, so the worker's
-    heartbeats wait for its own child: the worker keeps it running (no other worker can claim the job meanwhile,
-    and the child extends its lease in that transaction) instead of giving up on it. Only for idempotent kinds."""
-
-
 def nothing_to_prepare(job: Job, workdir: Path) -> dict:
+    """The default `prepare`: the child needs nothing from the database but its config."""
     return {}
 
 
 def result_as_is(job: Job, workdir: Path, result: dict) -> dict:
+    """The default `finish`: the child's result is the job's result; nothing goes into the database."""
     return result
+
+
+def job_config(job: Job) -> Any:
+    """The job's validated config dataclass (the stored dict was validated when the job was submitted)."""
+    return config_from(job.kind, job.config)

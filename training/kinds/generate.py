@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 from feedback.candidates import Candidate, candidates_add, prompts_select, responses_best_rated
-from training.configs import config_from
+from training.configs import GenerateConfig
 from training.models import Job, RegisteredModel
 from training.registry import RegistryError, model_get, model_record_parameters, model_spec
 
-from .base import JobError
+from .base import JobError, job_config
 
 
 def prepare_generate(job: Job, workdir: Path) -> dict:
-    config = config_from("generate", job.config)
+    config: GenerateConfig = job_config(job)
     prompts = prompts_select(
         project=job.project, which=config.prompts, tag=config.tag, limit=config.limit, seed=config.seed
     )
@@ -43,7 +43,7 @@ def prepare_generate(job: Job, workdir: Path) -> dict:
 
 
 def finish_generate(job: Job, workdir: Path, result: dict) -> dict:
-    config = config_from("generate", job.config)
+    config: GenerateConfig = job_config(job)
     inputs = json.loads((workdir / "inputs.json").read_text())
     by_name = {m["name"]: m for m in inputs["models"]}
     candidates = []

@@ -1,44 +1,40 @@
-"""The `export` kind's child: the preference dataset written by a worker, for projects too large for a download.
-
-Unlike the ML tasks it sets Django up, because the rows it streams come straight from the database; the
-import happens here, after setup, which is why this module imports nothing of Django at the top.
+"""The `export` kind's child: zips the dataset that prepare() (training.kinds.export) wrote into the job's
+folder and reports it, for projects too large for a download. It reads files only; no Django here.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
+from pathlib import Path
 
-from training.runner import Context
+from feedback.exports.options import ExportOptions
+from training.runner import Context, Unrecoverable
+
+
+def zip_folder(folder: Path, dest: Path, *, top: str) -> None:
+    """Zips an export folder (data, card, manifest) under one top-level folder name, as the export page's
+    download does (feedback.exports.requests.export_zip, which lives beside Django and so is not imported here)."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
 
 
 def run(ctx: Context) -> dict:
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    from feedback.exports.requests import export_zip
-    from feedback.exports.service import export_preferences
-    from feedback.models import Project
-    from training.configs import config_from
-
-    settings.JUROR_DATA_DIR = ctx.data_dir
-    options = config_from("export", ctx.config)
-    project = Project.objects.get(slug=ctx.inputs["project"])
+    options: ExportOptions = ctx.config
     out = ctx.workdir / "export"
-    if (out / "manifest.json").exists():  # an earlier attempt finished writing: the folder is complete
-        ctx.log(f"export already written to {out}")
-        rows = json.loads((out / "manifest.json").read_text())["rows"]
-    else:
-        ctx.progress(0, 1, f"exporting {options.kind} as {options.format}")
-        result = export_preferences(project=project, options=options, out=out)
-        rows = result.rows
+    manifest = out / "manifest.json"
+    if not manifest.exists():  # prepare() wrote it; a folder removed since cannot come back on a retry
+        raise Unrecoverable(f"the export folder {out} is missing or incomplete; submit the export again")
+    rows = json.loads(manifest.read_text(encoding="utf-8"))["rows"]
+    project = ctx.inputs["project"]
     ctx.artifact(f"{options.kind}-{options.format}", out, "export")
     # The zip is what people download from the job page; writing it here keeps big zips out of web requests.
-    archive = ctx.workdir / f"{project.slug}-{options.kind}-{options.format}.zip"
+    archive = ctx.workdir / f"{project}-{options.kind}-{options.format}.zip"
     if not archive.exists():
+        ctx.progress(0, 1, f"zipping {sum(rows.values())} rows")
         partial = archive.with_name(archive.name + ".partial")
-        export_zip(out, partial, top=f"{project.slug}-{options.kind}")
+        zip_folder(out, partial, top=f"{project}-{options.kind}")
         partial.rename(archive)
     ctx.artifact(archive.name, archive, "export-zip")
     ctx.progress(1, 1, f"{sum(rows.values())} rows")

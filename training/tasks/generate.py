@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.configs import GenerateConfig
 from training.ml.prompting import Example, build_messages, split_reasoning
 from training.runner import Context, Unrecoverable, write_atomic
 
@@ -35,21 +36,21 @@ def conversations_for(ctx: Context) -> list[Sequence]:
 
     Few-shot: a prompt whose only candidate examples are its own answers gets none and is asked zero-shot
     (its responses record k=0), rather than failing the whole job."""
-    cfg = ctx.config
+    cfg: GenerateConfig = ctx.config
     pool = _examples(ctx.inputs)
     ids = [e["prompt_id"] for e in ctx.inputs.get("examples", [])]
     out = []
     for prompt in ctx.inputs["prompts"]:
         shots = ()
-        if cfg["template"] == "few_shot":
+        if cfg.template == "few_shot":
             # A prompt never serves as its own worked example.
-            shots = [ex for ex, pid in zip(pool, ids, strict=True) if pid != prompt["id"]][: cfg["k"]]
-        template = "zero_shot" if cfg["template"] == "few_shot" and not shots else cfg["template"]
+            shots = [ex for ex, pid in zip(pool, ids, strict=True) if pid != prompt["id"]][: cfg.k]
+        template = "zero_shot" if cfg.template == "few_shot" and not shots else cfg.template
         try:
-            messages = build_messages(prompt["messages"], template=template, examples=shots, system=cfg["system"])
+            messages = build_messages(prompt["messages"], template=template, examples=shots, system=cfg.system)
         except ValueError as exc:  # the same on every attempt: fail the job now, naming the prompt
             raise Unrecoverable(f"prompt {prompt['id']}: {exc}") from None
-        out.extend(Sequence(prompt["id"], i, messages, len(shots)) for i in range(cfg["n"]))
+        out.extend(Sequence(prompt["id"], i, messages, len(shots)) for i in range(cfg.n))
     return out
 
 
@@ -72,8 +73,8 @@ def _ensure_checkpoint(ctx: Context, spec: dict) -> None:
         convert_smollm2(Path(spec["base_path"]))
 
 
-def _row(cfg: dict, item: Sequence, model: str, temperature: float, out) -> dict:
-    reasoning, answer = split_reasoning(out.text) if cfg["template"] == "cot" else ("", out.text.strip())
+def _row(cfg: GenerateConfig, item: Sequence, model: str, temperature: float, out) -> dict:
+    reasoning, answer = split_reasoning(out.text) if cfg.template == "cot" else ("", out.text.strip())
     return {
         "prompt_id": item.prompt_id,
         "model": model,
@@ -90,15 +91,15 @@ def run(ctx: Context) -> dict:
     from training.ml.generation import SamplingSettings, generate_batches
     from training.ml.loading import load_causal_lm, load_tokenizer, parameter_count, resolve_precision
 
-    cfg = ctx.config
-    if cfg["template"] == "few_shot" and len(ctx.inputs.get("examples", [])) < 1:
+    cfg: GenerateConfig = ctx.config
+    if cfg.template == "few_shot" and len(ctx.inputs.get("examples", [])) < 1:
         raise Unrecoverable("few_shot needs worked examples: none were given and the project has no rated responses")
     work = conversations_for(ctx)
-    batch_size = cfg["batch_size"]
+    batch_size = cfg.batch_size
     n_batches = -(-len(work) // batch_size)
-    variants = [(m, t) for m in ctx.inputs["models"] for t in cfg["temperatures"]]
+    variants = [(m, t) for m in ctx.inputs["models"] for t in cfg.temperatures]
     total = len(variants) * len(work)
-    precision = resolve_precision(cfg["precision"])
+    precision = resolve_precision(cfg.precision)
     skips = [_done_batches(ctx, v, n_batches) for v in range(len(variants))]
     ctx.progress(min(sum(skips) * batch_size, total), total, "starting")
     step = 0
@@ -125,10 +126,10 @@ def run(ctx: Context) -> dict:
         _, tokenizer, model = loaded
         ctx.log(f"{spec['name']} at temperature {temperature}: {n_batches - skip} batches ({precision})")
         settings = SamplingSettings(
-            max_new_tokens=cfg["max_new_tokens"],
+            max_new_tokens=cfg.max_new_tokens,
             temperature=temperature,
-            top_p=cfg["top_p"],
-            seed=cfg["seed"] + 7919 * v,
+            top_p=cfg.top_p,
+            seed=cfg.seed + 7919 * v,
         )
         started = time.perf_counter()
         batches = generate_batches(

@@ -1,7 +1,7 @@
 """The `import` kind's child: imports an upload too large for a web request (feedback.imports.uploads stored it
 and queued the job).
 
-Like the export kind it sets Django up, because it writes straight into the database; the import happens here,
+Unlike the other kinds it sets Django up, because it writes straight into the database; the import happens here,
 after setup, which is why this module imports nothing of Django at the top. The import is one transaction: a
 cancel (the worker kills this process), a crash or a bad file leaves the database as it was, and a shutdown
 stops it between chunks (it starts again from the top on the next attempt).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from training.configs import ImportConfig
 from training.runner import Context, Stopped, Unrecoverable
 
 ERRORS_SHOWN = 100
@@ -28,10 +29,9 @@ def run(ctx: Context) -> dict:
     from feedback.imports.service import ImportStopped
     from feedback.imports.uploads import stored_upload_import, stored_upload_path
     from feedback.models import Project
-    from training.configs import config_from
 
     settings.JUROR_DATA_DIR = ctx.data_dir
-    options = config_from("import", ctx.config)
+    options: ImportConfig = ctx.config
     project = Project.objects.get(pk=ctx.inputs["project"])
     name = options.name or options.upload.rsplit("/", 1)[-1]
     try:

@@ -1,4 +1,7 @@
-"""`manage.py submit_job KIND --project SLUG [--config F.json] [--set k=v ...] [--wait]`."""
+"""`manage.py submit_job KIND --project SLUG [--config F.json] [--set k=v ...] [--wait]`.
+
+Nested settings are named with dots: `--set lora.r=16` overrides `{"lora": {"r": 8}}` from the --config file.
+"""
 
 import json
 import time
@@ -8,13 +11,15 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from feedback.models import Project
-from training.configs import SUBMITTABLE, ConfigError, field_specs
+from training.catalog import KINDS, submittable_kinds
+from training.configs import ConfigError, config_groups
 from training.jobs import job_submit
 from training.models import Job
 
 
 def parse_set(items: list[str]) -> dict:
-    """`key=value` pairs; a value that reads as JSON (numbers, true, lists) is taken as such, else as text."""
+    """`key=value` pairs (`lora.r=16` for a nested setting); a value that reads as JSON (numbers, true, lists) is
+    taken as such, else as text."""
     values = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -32,18 +37,19 @@ class Command(BaseCommand):
     help = "Queue a job (prints its id); with --wait, follow it and exit non-zero unless it succeeds."
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=sorted(SUBMITTABLE))
+        parser.add_argument("kind", choices=sorted(submittable_kinds()))
         parser.add_argument("--project", required=True, help="Project slug.")
         parser.add_argument("--config", type=Path, help="JSON file with config values.")
-        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config value (repeat).")
+        parser.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="Config value, e.g. lora.r=16 (repeat)."
+        )
         parser.add_argument("--wait", action="store_true", help="Show progress until the job ends.")
         parser.add_argument("--list-config", action="store_true", help="Print the kind's config keys and stop.")
 
     def handle(self, *args, **opts):
         kind = opts["kind"]
         if opts["list_config"]:
-            for spec in field_specs(kind):
-                self.stdout.write(f"{spec.name} = {json.dumps(spec.default, default=str)}  # {spec.help}")
+            self._list_config(kind)
             return
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None:
@@ -64,6 +70,14 @@ class Command(BaseCommand):
         self.stdout.write(str(job.pk))
         if opts["wait"]:
             self._follow(job)
+
+    def _list_config(self, kind: str) -> None:
+        """`name = default  # help`, one a line; a nested config's settings under a comment naming the group."""
+        for group in config_groups(KINDS[kind].config):
+            if group.name:
+                self.stdout.write(f"\n# {group.name}: {group.help}" if group.help else f"\n# {group.name}")
+            for spec in group.fields:
+                self.stdout.write(f"{spec.name} = {json.dumps(spec.default, default=str)}  # {spec.help}")
 
     def _follow(self, job: Job) -> None:
         # The raw stream under Django's OutputWrapper: the wrapper ends every write with a newline, and tqdm

@@ -1,0 +1,128 @@
+"""Reward-model test data without training anything: a labelled project, a fake trained model folder (small
+safetensors files), an evaluation.json in the contract's shape, and the reward kinds registered in the catalog
+for tests written before the lead registers them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from annotators.models import Membership
+from feedback.models import Comparison, Label, Project
+from tests.factories import MembershipFactory, ProjectFactory, make_pair
+
+REWARD_KINDS = {
+    "reward": "RewardConfig",
+    "reward_eval": "RewardEvalConfig",
+    "score": "ScoreConfig",
+}
+
+
+@pytest.fixture
+def reward_kinds(monkeypatch):
+    """The three reward kinds in training.catalog, pointing at training.kinds.reward (the lead registers them
+    for real; a kind already registered is left as it is)."""
+    from training import catalog, train_configs
+
+    for name, config in REWARD_KINDS.items():
+        if name in catalog.KINDS:
+            continue
+        spec = catalog.KindSpec(
+            name=name,
+            config=getattr(train_configs, config),
+            help=name,
+            entry=f"training.tasks.{name}:run",
+            prepare=f"training.kinds.reward:prepare_{name}",
+            finish=f"training.kinds.reward:finish_{name}",
+        )
+        monkeypatch.setitem(catalog.KINDS, name, spec)
+
+
+def labelled_project(*, slug: str = "kids", pairs: int = 12, votes: tuple[str, ...] = ("a", "a", "b")) -> Project:
+    """A project with three annotators (two children, one adult) who each label every pair: `votes[i]` is
+    annotator i's choice, the same on every pair."""
+    project = ProjectFactory(slug=slug, name=slug.capitalize())
+    people = [
+        MembershipFactory(project=project, attributes={"audience": audience}).user
+        for audience in ("child", "child", "adult")
+    ]
+    for _ in range(pairs):
+        pair = make_pair(project)
+        for person, choice in zip(people, votes, strict=True):
+            Label.objects.create(comparison=pair, annotator=person, choice=choice)
+        Comparison.objects.filter(pk=pair.pk).update(label_count=len(people))
+    return project
+
+
+def manager_of(project: Project):
+    return MembershipFactory(project=project, role=Membership.Role.MANAGER).user
+
+
+def fake_reward_folder(folder: Path, *, mode: str = "features", dim: int = 8) -> Path:
+    """What training.tasks.reward leaves in workdir/model for mode=features: juror_reward.json and the
+    classifier's weights as safetensors (a few hundred bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    save_file(
+        {"weight": rng.normal(size=dim).astype(np.float32), "bias": np.zeros(1, dtype=np.float32)},
+        str(folder / "classifier.safetensors"),
+    )
+    (folder / "juror_reward.json").write_text(
+        json.dumps({"mode": mode, "encoder": "minilm", "base": None, "max_length": 256, "pad_token": None})
+    )
+    return folder
+
+
+def evaluation_fixture(comparison_ids: list[int], *, accuracy: float = 0.75) -> dict:
+    """One evaluation in the contract's shape (training.reward.evaluation writes the real ones)."""
+    first = comparison_ids[0] if comparison_ids else 1
+    return {
+        "n": 40,
+        "ties": 2,
+        "accuracy": accuracy,
+        "accuracy_ci": [accuracy - 0.12, min(1.0, accuracy + 0.1)],
+        "confidence": 0.95,
+        "ece": 0.083,
+        "reliability": [
+            {"lo": i / 5, "hi": (i + 1) / 5, "n": 8, "mean_predicted": i / 5 + 0.1, "observed": min(1, i / 5 + 0.15)}
+            for i in range(5)
+        ],
+        "scores": {"chosen": [0.9, 1.2, 0.4, 2.0, 1.1], "rejected": [-0.3, 0.1, 0.5, -1.0, 0.2]},
+        "by_agreement": [
+            {"level": "unanimous", "n": 20, "accuracy": 0.85, "ci": [0.7, 0.95]},
+            {"level": "majority", "n": 20, "accuracy": 0.65, "ci": [0.45, 0.8]},
+        ],
+        "by_segment": {
+            "key": "audience",
+            "groups": [
+                {"value": "child", "n": 80, "agreement": 0.8, "ci": [0.7, 0.88]},
+                {"value": "adult", "n": 40, "agreement": 0.3, "ci": [0.18, 0.45]},
+            ],
+            "unassigned": 0,
+        },
+        "by_source": [{"source": "annotators", "n": 120, "agreement": 0.63, "ci": [0.55, 0.71]}],
+        "annotators": [
+            {"annotator": "annotator:0123456789ab", "n": 40, "agreement": 0.82, "segment": "child"},
+            {"annotator": "annotator:ba9876543210", "n": 40, "agreement": 0.31, "segment": "adult"},
+        ],
+        "labels": 120,
+        "disagreements": [
+            {
+                "comparison_id": first,
+                "prompt_id": 1,
+                "p_model": 0.08,
+                "human_agreement": 1.0,
+                "num_labels": 3,
+                "chosen_model": "model-x",
+                "rejected_model": "model-y",
+                "prompt": "What do <b>whales</b> eat?",
+                "chosen": "Krill, mostly.",
+                "rejected": "Whales eat <script>alert(1)</script> rocks.",
+            }
+        ],
+        "confidently_wrong": 1,
+    }
