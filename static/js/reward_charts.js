@@ -16,7 +16,7 @@
         { label: "perfect calibration", data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], showLine: true, pointRadius: 0,
           borderColor: MUTED, borderDash: [5, 4], borderWidth: 1 },
         { label: "this model", data: points, showLine: true, borderColor: ACCENT, backgroundColor: ACCENT,
-          borderWidth: 2, pointRadius: points.map((p) => 3 + 5 * Math.sqrt(p.n / biggest)) },
+          borderWidth: 2, pointRadius: points.map((p) => 2 + 4 * Math.sqrt(p.n / biggest)) },
       ] },
       options: {
         animation: false, maintainAspectRatio: false,
@@ -50,14 +50,15 @@
     return new Chart(canvas, {
       type: "bar",
       data: { labels, datasets: [
-        { label: "chosen", data: histogram(chosen, lo, width), backgroundColor: OK + "b3" },
-        { label: "rejected", data: histogram(rejected, lo, width), backgroundColor: ERR + "99" },
+        // Overlaid (grouped: false), translucent: where the two distributions overlap is what the plot is for.
+        { label: "chosen", data: histogram(chosen, lo, width), backgroundColor: OK + "99", grouped: false },
+        { label: "rejected", data: histogram(rejected, lo, width), backgroundColor: ERR + "80", grouped: false },
       ] },
       options: {
         animation: false, maintainAspectRatio: false,
         plugins: { legend: { labels: { boxWidth: 12 } } },
         scales: {
-          x: { stacked: false, title: { display: true, text: "score" }, ticks: { maxTicksLimit: 8 } },
+          x: { title: { display: true, text: "score" }, ticks: { maxTicksLimit: 8 } },
           y: { title: { display: true, text: "answers" }, ticks: { precision: 0 } },
         },
         datasets: { bar: { categoryPercentage: 1.0, barPercentage: 1.0 } },

@@ -49,7 +49,8 @@ def test_the_child_side_of_every_kind_imports_without_django():
 
 
 def test_the_submittable_kinds_leave_out_import():
-    assert submittable_kinds() == ["generate", "export", "noop"]
+    kinds = submittable_kinds()
+    assert kinds[:2] == ["generate", "export"] and "noop" in kinds and "import" not in kinds
     assert not KINDS["import"].submittable and KINDS["import"].long_transaction
 
 

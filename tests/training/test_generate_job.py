@@ -9,6 +9,7 @@ from feedback.candidates import Candidate, candidates_add, prompts_select, respo
 from feedback.models import Comparison, Response
 from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, make_label, make_pair
 from tests.training.checkpoints import tiny_checkpoint
+from training.configs import GenerateConfig
 from training.jobs import job_claim, job_dir, job_submit
 from training.kinds.generate import prepare_generate
 from training.models import Job
@@ -166,7 +167,7 @@ def test_cot_answers_are_stored_apart_from_their_reasoning():
     prompt = PromptFactory(project=project)
     out = type("Out", (), {"text": "Two apples plus two apples.\nThat makes four.\n\nAnswer: 4", "new_tokens": 12})
     item = generate_task.Sequence(prompt_id=prompt.pk, sample=0, messages=[], shots=0)
-    row = generate_task._row({"template": "cot"}, item, "m", 0.7, out)
+    row = generate_task._row(GenerateConfig(template="cot"), item, "m", 0.7, out)
     assert (row["reasoning"], row["text"]) == ("Two apples plus two apples.\nThat makes four.", "4")
     candidates = [Candidate(prompt_id=prompt.pk, text=row["text"], reasoning=row["reasoning"], model="m", variant="m")]
     candidates_add(project=project, job_id=None, candidates=candidates, comparisons="pairs")

@@ -88,7 +88,9 @@ def test_a_project_without_labels_fails_with_the_reason(tmp_path):
 
 def test_a_filter_that_removes_every_pair_is_named_with_its_toll(tmp_path):
     project = labelled_project(pairs=3)
-    with pytest.raises(JobError, match="none of the project's 9 labels passes the label filters \\(segment=audience=teen"):
+    with pytest.raises(
+        JobError, match="none of the project's 9 labels passes the label filters \\(segment=audience=teen"
+    ):
         dataset_prepare(_job(project), tmp_path, DataConfig(segment="audience=teen"))
     with pytest.raises(JobError, match="3 fewer than min_labels=4 labels"):
         dataset_prepare(_job(project), tmp_path / "b", DataConfig(min_labels=4))
@@ -320,7 +322,9 @@ def test_the_next_pairs_served_are_the_uncertain_ones(tmp_path):
     (workdir / "inputs.json").write_text(json.dumps(prepare_score(job, workdir)))
     # Oldest first is the queue's order before: the first 50 are the sure ones.
     (workdir / "priorities.jsonl").write_text(
-        "\n".join(json.dumps({"comparison_id": p.id, "uncertainty": 0.0 if i < 50 else 1.0}) for i, p in enumerate(pairs))
+        "\n".join(
+            json.dumps({"comparison_id": p.id, "uncertainty": 0.0 if i < 50 else 1.0}) for i, p in enumerate(pairs)
+        )
     )
     effect = finish_score(job, workdir, {})["prioritised"]
     assert effect["uncertainty_next_before"] == 0.0

@@ -10,9 +10,9 @@ Conventions, used throughout:
   right, so a constant model scores 0.5 rather than 0 or 1.
 - Rows whose outcome is a tie (or both bad) say nothing about which answer is better: they are not scored for
   accuracy or calibration, but their labels still count in the label-level figures.
-- Label-level figures (by segment, by source, per annotator) map each a/b label onto its pair row: a row's
-  `chosen` is response a unless its outcome is "b", so the label prefers `chosen` iff
-  (choice == "a") == (outcome != "b"); see `chosen_side` for exports that write "chosen" as the outcome.
+- Label-level figures (by segment, by source, per annotator) map each a/b label onto its pair row through
+  `chosen_side`: pairs are stored with response a's id below b's, so the row's chosen/rejected response ids
+  say which side `chosen` is.
 """
 
 from __future__ import annotations

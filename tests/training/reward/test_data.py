@@ -4,7 +4,7 @@ import pytest
 
 from tests.training.reward.helpers import pair_row
 from tests.training.tiny import tiny_tokenizer
-from training.reward.data import pairs_from_rows, plain_text, tokenize_pairs
+from training.reward.data import chat_text, pairs_from_rows, plain_text, tokenize_pairs
 from training.train_configs import DataConfig
 
 
@@ -48,8 +48,10 @@ def test_long_conversations_keep_their_end_and_no_pair_is_dropped():
     out, truncated = tokenize_pairs(pairs, tokenizer, 32, margins=False)
     assert len(out) == 2 and truncated == 1  # nothing dropped, one pair cut
     assert all(len(r["chosen_ids"]) <= 32 and len(r["rejected_ids"]) <= 32 for r in out)
-    text = tokenizer.decode(out[0]["chosen_ids"])
-    assert text.endswith("the answer is here<|im_end|>\n") and "assistant" in text  # the end survives
+    full = tokenizer(chat_text(tokenizer, pairs[0].prompt, pairs[0].chosen), add_special_tokens=False)["input_ids"]
+    assert len(full) > 32 and out[0]["chosen_ids"] == full[-32:]  # the end survives, the start is cut
+    kept = "".join(tokenizer.convert_ids_to_tokens(out[0]["chosen_ids"]))
+    assert "theĠanswerĠisĠhere<|im_end|>" in kept and "assistant" in kept
     assert "margin" not in out[0] and out[0]["weight"] == 1.0
 
 
