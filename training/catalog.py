@@ -19,6 +19,7 @@ from typing import Any
 from feedback.exports.options import ExportOptions
 
 from .configs import GenerateConfig, ImportConfig, NoopConfig
+from .train_configs import RewardConfig, RewardEvalConfig, ScoreConfig
 
 NOTHING_TO_PREPARE = "training.kinds.base:nothing_to_prepare"
 RESULT_AS_IS = "training.kinds.base:result_as_is"
@@ -67,6 +68,30 @@ KINDS: dict[str, KindSpec] = {
             entry="training.tasks.generate:run",
             prepare="training.kinds.generate:prepare_generate",
             finish="training.kinds.generate:finish_generate",
+        ),
+        KindSpec(
+            name="reward",
+            config=RewardConfig,
+            help="Train a reward model on the project's preferences, evaluate it on held-out prompts, register it.",
+            entry="training.tasks.reward:run",
+            prepare="training.kinds.reward:prepare_reward",
+            finish="training.kinds.reward:finish_reward",
+        ),
+        KindSpec(
+            name="reward_eval",
+            config=RewardEvalConfig,
+            help="Evaluate registered reward models on this project's preferences (and where they disagree).",
+            entry="training.tasks.reward_eval:run",
+            prepare="training.kinds.reward:prepare_reward_eval",
+            finish="training.kinds.reward:finish_reward_eval",
+        ),
+        KindSpec(
+            name="score",
+            config=ScoreConfig,
+            help="Score responses with a reward model; optionally serve the pairs it is least sure of first.",
+            entry="training.tasks.score:run",
+            prepare="training.kinds.reward:prepare_score",
+            finish="training.kinds.reward:finish_score",
         ),
         KindSpec(
             name="export",

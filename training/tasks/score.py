@@ -26,9 +26,10 @@ def gap_uncertainty(score_a: np.ndarray, score_b: np.ndarray) -> np.ndarray:
 
 
 def ensemble_uncertainty(members_a: np.ndarray, members_b: np.ndarray) -> np.ndarray:
-    """Spread (standard deviation over members) of each member's P(a beats b): bootstrap classifiers that
-    disagree mark a pair whose label would teach the model most. Arrays are [members, pairs]."""
-    return np.std(expit(np.asarray(members_a) - np.asarray(members_b)), axis=0)
+    """Spread of the members' P(a beats b), doubled so it shares the gap's 0–1 scale (a standard deviation of
+    probabilities is at most 0.5; priorities are 1000 × uncertainty): bootstrap classifiers that disagree mark a
+    pair whose label would teach the model most. Arrays are [members, pairs]."""
+    return 2.0 * np.std(expit(np.asarray(members_a) - np.asarray(members_b)), axis=0)
 
 
 def _ensemble_scores(model, name: str, prompts: list[list[dict]], texts: list[str], batch_size: int) -> np.ndarray:

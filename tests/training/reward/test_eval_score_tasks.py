@@ -236,7 +236,7 @@ def test_score_prioritises_by_the_spread_of_the_ensemble(tmp_path, loaded):
     score.run(ctx)
     got = {row["comparison_id"]: row["uncertainty"] for row in lines(ctx.workdir / "priorities.jsonl")}
     sig = 1 / (1 + math.exp(-9))
-    assert got[1] == pytest.approx(float(np.std([sig, 1 - sig, 0.5])))  # members split: very uncertain
+    assert got[1] == pytest.approx(2 * float(np.std([sig, 1 - sig, 0.5])))  # members split: very uncertain
     assert got[2] == pytest.approx(0.0)  # same answer: every member says 0.5
 
 
@@ -310,4 +310,4 @@ def test_a_saved_features_model_is_evaluated_and_scores_through_the_real_loader(
     direct = load_reward_model(folder).score([r["prompt"] for r in responses], [r["text"] for r in responses])
     assert stored == pytest.approx(direct) and stored[0] > stored[1]
     (priority,) = lines(ctx.workdir / "priorities.jsonl")
-    assert priority["comparison_id"] == 9 and 0 <= priority["uncertainty"] < 0.5
+    assert priority["comparison_id"] == 9 and 0 <= priority["uncertainty"] <= 1
