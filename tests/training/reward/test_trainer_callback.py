@@ -91,7 +91,7 @@ def _events(path: Path) -> list[dict]:
 def test_sigterm_mid_training_stops_at_a_complete_checkpoint_and_the_rerun_resumes_from_it(tmp_path):
     base = tiny_base(tmp_path / "base")
     data = write_data(tmp_path / "jobdata", polite_rows(32), polite_rows(8, seed=1, start=100))
-    config = {"mode": "full", "trainer": {"max_steps": 300, "batch_size": 2, "save_steps": 1000},
+    config = {"mode": "full", "trainer": {"max_steps": 150, "batch_size": 2, "save_steps": 1000},
               "eval": {"bootstrap": 20}, "model": {"max_length": 64}}  # fmt: skip
     proc, events = _start(tmp_path, "first", config, data, base)
     deadline = time.monotonic() + 120
@@ -104,7 +104,7 @@ def test_sigterm_mid_training_stops_at_a_complete_checkpoint_and_the_rerun_resum
     checkpoints = tmp_path / "job" / "checkpoint"
     stopped = last_complete_checkpoint(checkpoints, discard_incomplete=False)
     step = int(stopped.name.split("-")[1])
-    assert 5 <= step < 300  # saved where it stopped, not at save_steps
+    assert 5 <= step < 150  # saved where it stopped, not at save_steps
     assert not (tmp_path / "job" / "model").exists()
 
     half = checkpoints / "checkpoint-999"  # a later checkpoint whose writing was cut short
@@ -115,7 +115,7 @@ def test_sigterm_mid_training_stops_at_a_complete_checkpoint_and_the_rerun_resum
     assert proc.returncode == 0, out
     seen = _events(events)
     result = next(e["result"] for e in seen if e["type"] == "result")
-    assert result["resumed_from_step"] == step and result["steps"] == 300
+    assert result["resumed_from_step"] == step and result["steps"] == 150
     metric_steps = [e["step"] for e in seen if e["type"] == "metric"]
     assert metric_steps[0] == step + 1  # global_step continued, not from 0
     assert not half.exists()

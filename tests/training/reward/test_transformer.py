@@ -107,7 +107,7 @@ def test_qlora_trains_in_fp32_on_cpu_where_trls_bf16_cast_would_crash(tmp_path):
     rows, _ = tokenize_pairs(pairs_from_rows(ROWS, DataConfig())[0], tokenizer, 64, margins=False)
     plain = RewardTrainer(
         model=model,
-        args=training_args(cfg, tmp_path / "plain", margins=False),
+        args=training_args(cfg, tmp_path / "plain"),
         train_dataset=Dataset.from_list([{k: r[k] for k in ("chosen_ids", "rejected_ids")} for r in rows]),
         processing_class=tokenizer,
     )
