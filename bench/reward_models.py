@@ -105,8 +105,9 @@ TOPICS = [
 ]  # fmt: skip
 NAMES = ["Ana", "Ben", "Chloe", "Dev", "Emi", "Farid", "Greta", "Hugo", "Ines", "Jon", "Kai", "Lena", "Marta",
          "Nils", "Olu", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Viktor", "Wen", "Yusuf", "Zoe"]  # fmt: skip
-CONTEXTS = ["", "I'm a bit in a hurry. ", "My friend told me something different. ", "I've never done this before. ",
-            "Asking for my kids. ", "Sorry if this is a silly question. ", "I tried searching but got confused. "]  # fmt: skip
+CONTEXTS = ["", "I'm a bit in a hurry. ", "My friend told me something different. ",
+            "I've never done this before. ", "Asking for my kids. ", "Sorry if this is a silly question. ",
+            "I tried searching but got confused. "]  # fmt: skip
 FOLLOW_UPS = ["Could you say a bit more?", "And is there anything I should avoid?", "What would you do?",
               "Can you keep it simple?"]  # fmt: skip
 COURTEOUS_OPEN = ["Happy to help!", "Great question, thanks for asking.", "Sure, let me walk you through it.",
@@ -140,7 +141,7 @@ def _answer(rng: random.Random, facts: list[str], opener: list[str], closer: lis
 def synthetic_rows(n: int, *, seed: int = 0) -> list[dict]:
     """n judged pairs (Chatbot Arena columns) of unique conversations: the courteous answer always wins, and it
     sits on either side at random."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 — test data, not secrets
     combos = len(TOPICS) * len(NAMES) * len(CONTEXTS) * (1 + len(FOLLOW_UPS))
     picks = rng.sample(range(combos), min(n, combos))
     rows = []
@@ -355,7 +356,11 @@ def direct(spec_path: Path) -> None:
         disable_tqdm=True,
     )
     trainer = RewardTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
     )
     if cfg.mode == "qlora" and not bf16:
         # TRL casts a quantised model's trainable weights to bf16; an fp32 CPU forward then fails.

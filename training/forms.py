@@ -136,5 +136,32 @@ class JobForm(forms.Form):
         return data
 
 
+def job_initial(query, kind: str) -> dict:
+    """Initial values from the page's query string, so a link can open the form ready to go: `project=SLUG` and
+    any of the kind's settings as `config_<name>` (`config_model=NAME`, `config_models=A&config_models=B` or
+    `config_models=A,B`, `config_lora.r=8`). Names the kind does not have, and values that do not parse, are
+    ignored: the form then shows the default, and validation still happens on submit."""
+    initial: dict = {}
+    if query.get("project"):
+        initial["project"] = query["project"]
+    for spec in config_fields(KINDS[kind].config):
+        key = f"config_{spec.name}"
+        values = [v for v in query.getlist(key) if v != ""] if hasattr(query, "getlist") else [query.get(key)]
+        values = [v for v in values if v is not None]
+        if not values:
+            continue
+        if spec.item_type is not None and spec.item_type is not dict:
+            initial[key] = ", ".join(values)
+            continue
+        try:
+            value = _form_field(spec).to_python(values[-1])
+        except forms.ValidationError:
+            continue
+        if spec.choices and value not in spec.choices:
+            continue
+        initial[key] = value
+    return initial
+
+
 def kind_choices() -> list[tuple[str, str]]:
     return [(kind, KINDS[kind].help) for kind in submittable_kinds()]

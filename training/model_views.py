@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .models import RewardEvaluation
+from .models import RegisteredModel, RewardEvaluation
 from .selectors import (
     evaluations_visible_to,
     model_metrics_visible_to,
@@ -45,8 +45,31 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "config_json": json.dumps(model.config, indent=2, sort_keys=True) if model.config else "",
         "job_visible": bool(job_project and projects_managed_by(request.user).filter(pk=job_project.pk).exists()),
         "children": list(model.children.order_by("name").values_list("name", flat=True)),
+        "eval_jobs": _eval_jobs(request.user, model),
     }
     return render(request, "training/model_detail.html", context)
+
+
+def _eval_jobs(user, model: RegisteredModel) -> list[dict]:
+    """The reward_eval jobs, on projects the user manages, that included this model, newest first: each with the
+    other models it was compared with and how often they prefer different answers (from the job's result)."""
+    rows = (
+        RewardEvaluation.objects.filter(
+            model=model, project__in=projects_managed_by(user), job__kind="reward_eval", job__status="succeeded"
+        )
+        .select_related("job", "project")
+        .order_by("-created_at", "-id")
+    )
+    jobs = []
+    for row in rows:
+        others = []
+        for pair in ((row.job.result or {}).get("disagreement") or {}).get("pairs") or []:
+            names = pair.get("models") or []
+            if model.name in names and len(names) == 2:
+                other = names[1] if names[0] == model.name else names[0]
+                others.append({"name": other, "disagreement": pair.get("disagreement"), "n": pair.get("n")})
+        jobs.append({"job": row.job, "project": row.project, "accuracy": row.accuracy, "others": others})
+    return jobs
 
 
 def _evaluation(row: RewardEvaluation) -> dict:

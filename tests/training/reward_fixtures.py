@@ -126,3 +126,71 @@ def evaluation_fixture(comparison_ids: list[int], *, accuracy: float = 0.75) -> 
         ],
         "confidently_wrong": 1,
     }
+
+
+def segment_reward_model(folder: Path, project: Project, name: str, segment: str, *, accuracy: float = 0.75):
+    """A features reward model trained on one annotator segment (data.segment=audience=child), as a finished
+    reward job registers it: provenance, and its held-out evaluation on `project` (for the model page's charts)."""
+    from training.models import Job, RewardEvaluation
+    from training.registry import model_register_trained
+
+    config = {"mode": "features", "name": name, "data": {"segment": segment}}
+    job = Job.objects.create(kind="reward", project=project, status="succeeded", config=config)
+    evaluation = evaluation_fixture(list(Comparison.objects.filter(project=project).values_list("id", flat=True)))
+    evaluation["accuracy"] = accuracy
+    model = model_register_trained(
+        name=name,
+        folder=fake_reward_folder(folder / name),
+        kind="reward",
+        parent=None,
+        job=job,
+        config=config,
+        metrics={"accuracy": accuracy, "evaluation": evaluation},
+        dataset_sha256="cd" * 32,
+    )
+    RewardEvaluation.objects.create(
+        model=model, project=project, job=job, split="test", n=40, accuracy=accuracy, ece=0.083, evaluation=evaluation
+    )
+    return model
+
+
+def pair_rows(comparisons: list[Comparison]) -> list[dict]:
+    """Pair rows as the export writes them (the columns training.reward.evaluation.compare reads), with markup
+    in the texts: pages must quote it."""
+    return [
+        {
+            "comparison_id": c.id,
+            "prompt_id": c.prompt_id,
+            "outcome": "chosen",
+            "agreement": 2 / 3,
+            "prompt": [{"role": "user", "content": f"Why is the sky blue? <b>#{i}</b>"}],
+            "chosen": [{"role": "assistant", "content": f"Because of the sun {i}."}],
+            "rejected": [{"role": "assistant", "content": f"Rayleigh <script>alert({i})</script> scattering."}],
+        }
+        for i, c in enumerate(comparisons)
+    ]
+
+
+def finished_reward_eval(workdir: Path, project: Project, models: list[str], rows: list[dict], scores: dict):
+    """A succeeded reward_eval job on `project`, finished (training.kinds.reward.finish_reward_eval) from an
+    evaluation.json in the child's real shape: evaluation_fixture per model and compare() on `rows`."""
+    from training.kinds.reward import finish_reward_eval
+    from training.models import Job
+    from training.reward.evaluation import compare
+
+    job = Job.objects.create(kind="reward_eval", project=project, status="running", config={"models": models})
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "inputs.json").write_text(json.dumps({"dataset_sha256": "ef" * 32, "models": []}))
+    ids = [r["comparison_id"] for r in rows]
+    accuracies = [0.9, 0.25, 0.5, 0.6]
+    written = {
+        "split": "all",
+        "models": {name: evaluation_fixture(ids, accuracy=accuracies[i % 4]) for i, name in enumerate(models)},
+        "comparison": compare(rows, scores, top=len(rows)) if len(models) > 1 else None,
+    }
+    (workdir / "evaluation.json").write_text(json.dumps(written))
+    headline = {name: {"accuracy": e["accuracy"], "n": e["n"]} for name, e in written["models"].items()}
+    result = finish_reward_eval(job, workdir, headline)
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result=result)
+    job.refresh_from_db()
+    return job

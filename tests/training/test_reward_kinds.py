@@ -242,13 +242,13 @@ def test_reward_eval_finish_stores_each_models_evaluation_on_this_project(tmp_pa
     (workdir).mkdir()
     (workdir / "inputs.json").write_text(json.dumps(prepare_reward_eval(job, workdir)))
     written = {
+        "split": "all",
         "models": {"rm-a": evaluation_fixture([], accuracy=0.4), "rm-b": evaluation_fixture([], accuracy=0.6)},
-        "disagreement": {"models": ["rm-a", "rm-b"], "pairs": []},
+        "comparison": None,
     }
     (workdir / "evaluation.json").write_text(json.dumps(written))
     result = finish_reward_eval(job, workdir, {"models": 2})
-    assert [row["model"] for row in result["comparison"]] == ["rm-b", "rm-a"]
-    assert result["disagreement"]["models"] == ["rm-a", "rm-b"]
+    assert [row["model"] for row in result["models_table"]] == ["rm-b", "rm-a"]
     on_other = RewardEvaluation.objects.filter(project=other).order_by("model__name")
     assert [(r.model.name, r.split, r.accuracy, r.job) for r in on_other] == [
         ("rm-a", "all", 0.4, job),

@@ -26,6 +26,8 @@ NEXT_PAIRS = 50
 PRIORITY_SCALE = 1000
 """Comparison.priority is an integer: an uncertainty in [0, 1] is stored as round(1000 · uncertainty)."""
 BATCH = 1000
+MAX_PAIR_ITEMS = 20
+"""How many of the items where two reward models disagree most a reward_eval job keeps in its result."""
 
 
 def _inputs(workdir: Path) -> dict:
@@ -149,30 +151,45 @@ def prepare_reward_eval(job: Job, workdir: Path) -> dict:
 
 
 def finish_reward_eval(job: Job, workdir: Path, result: dict) -> dict:
+    """Stores each model's evaluation on this project and returns the job's result: `models_table` (one row per
+    model, best first: accuracy with its CI, ECE, n, and what it was trained as) and, with two or more models,
+    `disagreement` (the child's comparison: for every two models their disagreement rate, Spearman and the items
+    where they part ways, at most MAX_PAIR_ITEMS each). The child's per-model headline figures are the table's
+    rows, so they are not kept twice."""
     config = job_config(job)
     inputs = _inputs(workdir)
     written = _json(Path(workdir) / "evaluation.json")
-    comparison = []
-    for name, evaluation in written.get("models", {}).items():
+    evaluations = written.get("models") or {}
+    table = []
+    for name, evaluation in evaluations.items():
         model = RegisteredModel.objects.filter(name=name, kind=RegisteredModel.Kind.REWARD).first()
-        if model is None:
-            continue  # removed from the registry while the job ran: nothing to attach the figures to
-        _evaluation_store(
-            model, job, split=config.split, evaluation=evaluation, dataset_sha256=inputs["dataset_sha256"]
-        )
-        comparison.append(
+        if model is not None:  # removed from the registry while the job ran: nothing to attach the figures to
+            _evaluation_store(
+                model, job, split=config.split, evaluation=evaluation, dataset_sha256=inputs["dataset_sha256"]
+            )
+        trained = (model.config or {}) if model else {}
+        table.append(
             {
                 "model": name,
+                "registered": model is not None,
+                "mode": trained.get("mode") or "",
+                "segment": (trained.get("data") or {}).get("segment") or "",
                 "n": evaluation.get("n"),
                 "accuracy": evaluation.get("accuracy"),
                 "accuracy_ci": evaluation.get("accuracy_ci"),
                 "ece": evaluation.get("ece"),
             }
         )
-    comparison.sort(key=lambda row: -(row["accuracy"] if row["accuracy"] is not None else -1))
-    out = {**result, "comparison": comparison}
-    if written.get("disagreement"):
-        out["disagreement"] = written["disagreement"]
+    table.sort(key=lambda row: -(row["accuracy"] if row["accuracy"] is not None else -1))
+    out = {key: value for key, value in result.items() if key not in evaluations}
+    out["models_table"] = table
+    comparison = written.get("comparison")
+    if comparison and comparison.get("pairs"):
+        # job.result is read on every poll of the job page: the items are capped (the file keeps them all).
+        out["disagreement"] = {
+            "models": comparison.get("models") or [],
+            "pairs": [{**pair, "items": (pair.get("items") or [])[:MAX_PAIR_ITEMS]} for pair in comparison["pairs"]],
+        }
     return out
 
 
