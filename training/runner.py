@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import json
+import logging
 import math
 import os
 import signal
@@ -124,6 +125,12 @@ def _events_stream():
     return sys.stderr
 
 
+def _quiet_libraries() -> None:
+    """bitsandbytes warns on every 4-bit job that it could not download a faster CPU kernel from the Hub; jobs
+    never download (no network, HF_HUB_OFFLINE), so the built-in kernel is the intended path, not news."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--exec":
         # The launcher's wrapper: bound to the worker's life, then replaced by the launcher (PDEATHSIG survives
@@ -148,6 +155,7 @@ def main(argv: list[str]) -> int:
         return 1
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which decides for its child
+    _quiet_libraries()
     try:
         result = _entry(spec["kind"])(ctx)
     except Stopped:

@@ -86,11 +86,12 @@ def evaluations_visible_to(user: AbstractBaseUser, model: RegisteredModel) -> li
 
 
 def model_metrics_visible_to(user: AbstractBaseUser, model: RegisteredModel) -> dict:
-    """The model's metrics; the evaluation inside them only for managers of the project it was trained on."""
-    metrics = dict(model.metrics or {})
-    if "evaluation" in metrics and not (model.job_id and projects_managed_by(user).filter(pk=model.job.project_id)):
-        metrics.pop("evaluation")
-    return metrics
+    """A trained model's metrics only for managers of the project it was trained on: they are measured on that
+    project's labels (held-out accuracy, pair counts, the evaluation quoting its prompts), which another project's
+    manager has no business reading. Models registered by hand (no job) keep theirs visible."""
+    if model.job_id and not projects_managed_by(user).filter(pk=model.job.project_id).exists():
+        return {}
+    return dict(model.metrics or {})
 
 
 def reward_models_for_project(project: Project) -> list[dict]:

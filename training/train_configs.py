@@ -8,6 +8,7 @@ This module stays importable without Django: the child process builds its config
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,6 +17,12 @@ from feedback.exports.options import SEGMENT, ExportOptions
 from .configs import DEFAULT_BASE_MODEL, ConfigError
 
 MODES = ("features", "head", "full", "lora", "qlora")
+NAME = re.compile(r"[A-Za-z0-9_-]+")
+"""A registry name (training.registry.SLUG): ASCII only, so no look-alike of another model's name gets through."""
+MAX_SEED = 2**32 - 1
+"""numpy and torch refuse larger seeds (transformers' set_seed seeds both)."""
+MAX_TEXT = 200_000
+"""Characters per text sent to the scoring API (a reward model reads at most its max_length tokens of it)."""
 DEFAULT_LEARNING_RATES = {"head": 1e-3, "full": 1e-5, "lora": 1e-4, "qlora": 2e-4}
 
 
@@ -155,13 +162,13 @@ class TrainerConfig:
         _check(
             [
                 (0 < self.epochs <= 100, "trainer.epochs must be above 0 and at most 100"),
-                (self.max_steps >= 0, "trainer.max_steps must not be negative"),
+                (0 <= self.max_steps <= 10_000_000, "trainer.max_steps must be between 0 and 10000000"),
                 (0 <= self.learning_rate <= 1, "trainer.learning_rate must be between 0 and 1"),
                 (1 <= self.batch_size <= 1024, "trainer.batch_size must be between 1 and 1024"),
                 (1 <= self.gradient_accumulation <= 1024, "trainer.gradient_accumulation must be 1–1024"),
                 (self.weight_decay >= 0, "trainer.weight_decay must not be negative"),
                 (self.save_steps >= 1, "trainer.save_steps must be at least 1"),
-                (self.seed >= 0, "trainer.seed must not be negative"),
+                (0 <= self.seed <= MAX_SEED, f"trainer.seed must be between 0 and {MAX_SEED}"),
             ]
         )
 
@@ -219,10 +226,7 @@ class RewardConfig:
         _check(
             [
                 (len(self.name) <= 100, "name must be at most 100 characters"),
-                (
-                    not self.name or self.name.replace("-", "").replace("_", "").isalnum(),
-                    "name: letters, digits, - and _",
-                ),
+                (not self.name or bool(NAME.fullmatch(self.name)), "name: ASCII letters, digits, - and _"),
                 (0 <= self.ensemble <= 64, "ensemble must be between 0 and 64"),
                 (self.ensemble == 0 or self.mode == "features", "ensemble is for mode=features"),
             ]
@@ -269,7 +273,7 @@ class ScoreConfig:
     (only `items`)."""
     items: tuple[dict, ...] = ()
     """Texts to score, as sent to POST /api/v1/models/<name>/score/: {"prompt": text or messages, "response":
-    text}, or a pair {"prompt", "a", "b"}; the scores are the job's result."""
+    text}, or a pair {"prompt", "a", "b"}, each text at most 200,000 characters; the scores are the job's result."""
     prioritise: Literal["off", "gap", "ensemble"] = "off"
     """Active learning: set unlabelled pairs' priority from the model's uncertainty, so annotators see the most
     informative first. gap: a small score difference; ensemble: disagreement across the model's bootstrap
@@ -293,3 +297,33 @@ class ScoreConfig:
                 or not ({"response"} <= item.keys() or {"a", "b"} <= item.keys())
             ):
                 raise ConfigError(f"items[{i}] must be {{prompt, response}} or {{prompt, a, b}}")
+            # Checked here, not in the child: a value it cannot read would fail every attempt with a traceback.
+            if problem := _item_problem(item):
+                raise ConfigError(f"items[{i}].{problem}")
+
+
+def _item_problem(item: dict) -> str | None:
+    """What is wrong with one scoring item's values (its keys are checked already), or None."""
+    prompt = item["prompt"]
+    if isinstance(prompt, str):
+        texts = {"prompt": prompt}
+    elif isinstance(prompt, list) and prompt:
+        texts = {}
+        for j, message in enumerate(prompt):
+            if not (
+                isinstance(message, dict)
+                and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)
+            ):
+                return f"prompt[{j}] must be a message {{role, content}} with text values"
+            texts[f"prompt[{j}].content"] = message["content"]
+    else:
+        return "prompt must be text or a non-empty list of chat messages {role, content}"
+    for key in ("response",) if "response" in item else ("a", "b"):
+        if not isinstance(item[key], str):
+            return f"{key} must be text, got {type(item[key]).__name__}"
+        texts[key] = item[key]
+    for key, text in texts.items():
+        if len(text) > MAX_TEXT:
+            return f"{key} is {len(text):,} characters; at most {MAX_TEXT:,}"
+    return None

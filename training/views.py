@@ -119,9 +119,10 @@ def reward_eval_figures(result: dict) -> dict:
 
 
 def _figure(value, depth: int = 0) -> str:
-    """A result value as a person reads it: 134,515,008 rather than 134515008; a dict as "name: value" pairs; a
-    list one item a line (an import's skipped rows), a list of numbers on one line. Below the first level a
-    nested dict or list is counted, not spelled out: a result that needs more has its own partial."""
+    """A result value as a person reads it: 134,515,008 rather than 134515008, four significant digits; a
+    dict as "name: value" pairs; a list one item a line (an import's skipped rows), a list of numbers on one line.
+    Below the first level a nested dict or list is counted, not spelled out: a result that needs more has its
+    own partial."""
     if isinstance(value, dict):
         if depth:
             return f"{len(value):,} entries"
@@ -134,6 +135,8 @@ def _figure(value, depth: int = 0) -> str:
         return "\n".join(_figure(v, depth + 1) if not isinstance(v, dict) else _figure(v) for v in value) or "none"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"  # 0.02581 rather than 0.025813324367263
     return "—" if value is None else str(value)
 
 

@@ -149,5 +149,6 @@ def test_other_kinds_results_stay_readable():
     assert _figure({"prompts": 200, "labels": 0}) == "prompts: 200, labels: 0"
     assert _figure(["row 3: bad", "row 7: bad"]) == "row 3: bad\nrow 7: bad"
     assert _figure([0.5, 0.75]) == "0.5, 0.75"
+    assert _figure({"ece": 0.02581332436726383, "seconds": 480.85}) == "ece: 0.02581, seconds: 480.9"
     nested = _figure({"model": "rm", "pairs": [{"a": 1}, {"a": 2}], "figures": {"x": {"y": 1}}})
     assert nested == "model: rm, pairs: 2 items, figures: 1 entries"

@@ -306,7 +306,7 @@ def test_score_finish_upserts_scores_and_sets_priorities_from_uncertainty(tmp_pa
         unsure.id: 900,
     }
     effect = result["prioritised"]
-    assert (effect["model"], effect["pairs"], effect["changed"], effect["next"]) == ("rm", 2, 2, 2)
+    assert (effect["model"], effect["pairs"], effect["changed"], effect["next"]) == ("rm", 2, 2, 1)
     assert effect["uncertainty_all"] == 0.5
     # Labelled pairs kept their priority.
     assert set(Comparison.objects.exclude(pk__in=[sure.pk, unsure.pk]).values_list("priority", flat=True)) == {0}
@@ -320,7 +320,7 @@ def test_the_next_pairs_served_are_the_uncertain_ones(tmp_path):
     workdir = tmp_path / "score"
     workdir.mkdir()
     (workdir / "inputs.json").write_text(json.dumps(prepare_score(job, workdir)))
-    # Oldest first is the queue's order before: the first 50 are the sure ones.
+    # Oldest first is the queue's order before: the first 50 are the sure ones; "next" is the first quarter (15).
     (workdir / "priorities.jsonl").write_text(
         "\n".join(
             json.dumps({"comparison_id": p.id, "uncertainty": 0.0 if i < 50 else 1.0}) for i, p in enumerate(pairs)
@@ -328,7 +328,8 @@ def test_the_next_pairs_served_are_the_uncertain_ones(tmp_path):
     )
     effect = finish_score(job, workdir, {})["prioritised"]
     assert effect["uncertainty_next_before"] == 0.0
-    assert effect["uncertainty_next_after"] == 0.2  # the 10 uncertain ones now lead the next 50
+    assert effect["next"] == 15
+    assert effect["uncertainty_next_after"] == round(10 / 15, 4)  # the 10 uncertain ones now lead the queue
     assert effect["uncertainty_all"] == round(10 / 60, 4)
 
 

@@ -22,7 +22,8 @@ from .base import JobError, job_config
 from .dataset import dataset_prepare
 
 NEXT_PAIRS = 50
-"""How many of the queue's next pairs the active-learning figures average over."""
+"""At most this many of the queue's next pairs make the active-learning figures: the first quarter of the
+unlabelled pairs (so "next" never means all of them, which would show no effect), capped at 50."""
 PRIORITY_SCALE = 1000
 """Comparison.priority is an integer: an uncertainty in [0, 1] is stored as round(1000 · uncertainty)."""
 BATCH = 1000
@@ -50,6 +51,14 @@ def _jsonl(path: Path) -> list[dict]:
 def _registered(name: str) -> RegisteredModel:
     try:
         return model_get(name)
+    except RegistryError as exc:
+        raise JobError(str(exc)) from None
+
+
+def _spec(model: RegisteredModel) -> dict:
+    """model_spec, its RegistryError (a path outside the data directory) a JobError: no attempt can fix it."""
+    try:
+        return model_spec(model)
     except RegistryError as exc:
         raise JobError(str(exc)) from None
 
@@ -89,7 +98,7 @@ def prepare_reward(job: Job, workdir: Path) -> dict:
                 f"model.base: {model.name} is a {model.get_kind_display().lower()}; a reward model is built on a "
                 "base model"
             )
-        base = model_spec(model)
+        base = _spec(model)
     data = dataset_prepare(job, workdir, config.data, need="train")
     return {**data, "base": base, "project": job.project.slug, "models": [], "name": name}
 
@@ -145,7 +154,7 @@ def _finite(value) -> float | None:
 
 def prepare_reward_eval(job: Job, workdir: Path) -> dict:
     config = job_config(job)
-    specs = [model_spec(_reward_model(name)) for name in config.models]
+    specs = [_spec(_reward_model(name)) for name in config.models]
     data = dataset_prepare(job, workdir, config.data, need="test" if config.split == "test" else "any")
     return {**data, "base": None, "project": job.project.slug, "models": specs}
 
@@ -246,7 +255,7 @@ def prepare_score(job: Job, workdir: Path) -> dict:
         "dataset_sha256": None,
         "base": None,
         "project": project.slug,
-        "models": [model_spec(model)],
+        "models": [_spec(model)],
         "responses": responses,
         "comparisons": comparisons,
     }
@@ -297,7 +306,7 @@ def _prioritise(job: Job, workdir: Path, inputs: dict, model: RegisteredModel) -
             changed.append(c)
     Comparison.objects.bulk_update(changed, ["priority"], batch_size=BATCH)
     after = [c.id for c in sorted(rows, key=_queue_order)]
-    n = min(NEXT_PAIRS, len(rows))
+    n = min(NEXT_PAIRS, max(1, len(rows) // 4))
 
     def mean(ids: list[int]) -> float | None:
         return round(sum(uncertainty[i] for i in ids) / len(ids), 4) if ids else None

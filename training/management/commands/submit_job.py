@@ -29,6 +29,8 @@ def parse_set(items: list[str]) -> dict:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError:
+            raise CommandError(f"--set {key.strip()}: the value nests too deeply") from None
         values[key.strip()] = value
     return values
 
