@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from .catalog import submittable_kinds
 from .configs import ConfigError, config_dict, config_from
 from .jobs import JobStateError, job_cancel, job_retry
-from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel
+from .models import Artifact, Job, JobLog, JobMetric, RegisteredModel, ResponseScore, RewardEvaluation
 
 
 class JobForm(forms.ModelForm):
@@ -106,4 +106,38 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "parent", "quantisation", "parameter_count", "source", "job"]
     list_filter = ["kind"]
     search_fields = ["name", "source"]
-    readonly_fields = ["path", "source", "parameter_count", "job", "config", "metrics", "created_at"]
+    readonly_fields = [
+        "path", "source", "parameter_count", "job", "config", "metrics", "dataset_sha256", "created_at",
+    ]  # fmt: skip
+
+
+@admin.register(RewardEvaluation)
+class RewardEvaluationAdmin(admin.ModelAdmin):
+    """Written by reward and reward_eval jobs; read-only here, as their figures are what the job measured."""
+
+    list_display = ["model", "project", "split", "n", "accuracy", "ece", "job", "created_at"]
+    list_filter = ["split", "project"]
+    search_fields = ["model__name", "project__slug"]
+    raw_id_fields = ["model", "project", "job"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ResponseScore)
+class ResponseScoreAdmin(admin.ModelAdmin):
+    """Written by score jobs; read-only here."""
+
+    list_display = ["response", "model", "score", "job", "created_at"]
+    list_filter = ["model"]
+    search_fields = ["model__name", "response__text"]
+    raw_id_fields = ["response", "model", "job"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -30,6 +30,7 @@ def world():
     job = Job.objects.create(kind="noop", project=a, config={"steps": 1})
     failed = Job.objects.create(kind="noop", project=a, status=Job.Status.FAILED, attempt=3)
     RegisteredModel.objects.create(name="tiny", path="models/tiny")
+    RegisteredModel.objects.create(name="rm", kind="reward", path="models/rm")
     return {"a": a, "b": b, "users": users, "pair": pair, "lease": lease, "job": job, "failed": failed}
 
 
@@ -72,6 +73,13 @@ MATRIX = {
     "job-retry": ("post", "/api/v1/jobs/{failed}/retry/", None, [401, 404, 404, 200, 200, 404]),
     "model-list": ("get", "/api/v1/models/", None, [401, 200, 200, 200, 200, 200]),
     "model-detail": ("get", "/api/v1/models/tiny/", None, [401, 404, 404, 200, 200, 200]),
+    # Scoring queues a job on a project the caller manages: manager_b may use the model, not on alpha.
+    "model-score": (
+        "post",
+        "/api/v1/models/rm/score/",
+        {"project": "alpha", "items": [{"prompt": "Why?", "response": "Because."}]},
+        [401, 404, 404, 202, 202, 400],
+    ),
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -26,6 +25,7 @@ from feedback.exports.service import export_preferences
 from feedback.models import Label, Project
 from training.models import Job
 from training.reward.files import ANNOTATORS, LABELS, PAIRS
+from training.runner import write_atomic
 from training.train_configs import DataConfig
 
 from .base import JobError
@@ -54,7 +54,7 @@ def dataset_prepare(job: Job, workdir: Path, data: DataConfig, *, need: Need = "
         .order_by("id")
         .values_list("user_id", "attributes")
     }
-    _write_atomic(folder / ANNOTATORS, json.dumps(annotators, indent=1, sort_keys=True))
+    write_atomic(folder / ANNOTATORS, json.dumps(annotators, indent=1, sort_keys=True))
     return {
         "data": str(folder),
         "dataset_sha256": _sha256(folder / PAIRS / "manifest.json"),
@@ -120,8 +120,3 @@ def _count(n: int, noun: str) -> str:
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
