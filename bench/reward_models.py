@@ -23,8 +23,8 @@ Figures, per data set and mode:
   `trl.RewardTrainer` in a fresh process of its own, on the job's exported training pairs tokenised the same way
   (training.reward.data.tokenize_pairs, distinct pad token) and the same config: steps, batch, learning rate (the
   mode's default), max_length, LoRA r/alpha/dropout on all linear layers with the score head in modules_to_save,
-  NF4 for qlora, fp32 on CPU, no gradient checkpointing, a checkpoint every trainer.save_steps (so at the last
-  step, like the job). ratio_job_vs_direct = job / trl; the target is at most 1.10.
+  NF4 for qlora, fp32 on CPU, gradient checkpointing only with --gradient-checkpointing, a checkpoint every
+  trainer.save_steps (so at the last step, like the job). ratio_job_vs_direct = job / trl; the target is at most 1.10.
 - peak_rss_mb: via=job, the job's child process (the one that trains and evaluates), read as
   getrusage(RUSAGE_CHILDREN).ru_maxrss in a worker process started for that one job (`Worker.run(once=True)` in a
   subprocess, which waits for its child); via=trl, getrusage(RUSAGE_SELF) of the direct process. Both include the
@@ -351,7 +351,8 @@ def direct(spec_path: Path) -> None:
         report_to=[],
         bf16=bf16,
         use_cpu=not gpu,
-        gradient_checkpointing=False,
+        gradient_checkpointing=cfg.trainer.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.trainer.gradient_checkpointing else None,
         max_length=cfg.model.max_length,  # rows are already cut to it: TRL drops none
         disable_tqdm=True,
     )
@@ -407,7 +408,10 @@ def run_direct(job, base_path: str, out: Path) -> dict:
 def bench_mode(data: str, slug: str, mode: str, args, base: str, out: Path) -> None:
     from training.registry import model_get, model_spec
 
-    config: dict = {"mode": mode, "trainer": {"batch_size": args.batch_size}}
+    config: dict = {
+        "mode": mode,
+        "trainer": {"batch_size": args.batch_size, "gradient_checkpointing": args.gradient_checkpointing},
+    }
     if args.max_length:
         config["model"] = {"max_length": args.max_length}
     if mode != "features":
@@ -448,6 +452,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="optimiser steps of the transformer modes")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per step")
     parser.add_argument("--max-length", type=int, default=0, help="tokens per text; 0: the job's default")
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="transformer modes: trade time for memory (both sides)"
+    )
     parser.add_argument("--model-dir", type=Path, help="a local Hugging Face folder to use instead of SmolLM2")
     parser.add_argument("--run-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--direct", type=Path, help=argparse.SUPPRESS)

@@ -153,6 +153,9 @@ class TrainerConfig:
     """Batches whose gradients add up before a step."""
     weight_decay: float = 0.0
     """Decoupled weight decay (AdamW); features mode: L2 strength of the classifier."""
+    gradient_checkpointing: bool = False
+    """Transformer modes: recompute activations in the backward pass instead of keeping them. Measured on SmolLM2
+    QLoRA at 256 tokens × 8 pairs on CPU: peak 9.5 GB → 5.8 GB, 11 → 16 s per step."""
     save_steps: int = 20
     """Checkpoint every this many steps; a resumed job continues from the last complete one."""
     seed: int = 0

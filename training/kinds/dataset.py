@@ -119,4 +119,3 @@ def _count(n: int, noun: str) -> str:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-

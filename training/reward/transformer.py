@@ -209,7 +209,9 @@ def training_args(cfg: RewardConfig, output_dir: Path):
         bf16=bf16,  # fp32 on CPU: bf16 is emulated there and slower
         fp16=False,
         use_cpu=not gpu,
-        gradient_checkpointing=False,  # a speed loss at these sizes; TRL defaults it on
+        # Off unless asked: a speed loss at these sizes (TRL defaults it on); on, it trades time for memory.
+        gradient_checkpointing=cfg.trainer.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.trainer.gradient_checkpointing else None,
         max_length=None,  # we truncate (keeping the end) instead of TRL dropping long pairs
         disable_dropout=True,
         dataloader_num_workers=0,

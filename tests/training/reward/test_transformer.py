@@ -64,6 +64,20 @@ def test_each_mode_trains_and_its_saved_artifact_scores_identically(tmp_path, mo
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["qlora", "full"])
+def test_gradient_checkpointing_still_trains_every_weight_it_should(tmp_path, mode):
+    _, _, outcome, before = _train(tmp_path, mode, gradient_checkpointing=True)
+    body = outcome.model.get_base_model() if mode == "qlora" else outcome.model
+    assert body.is_gradient_checkpointing
+    changed = _changed(outcome.model, before)
+    if mode == "full":
+        assert any("layers.0" in n for n in changed)  # gradients reach the first layer through the recomputation
+    else:
+        lora_a = {n for n, _ in outcome.model.named_parameters() if "lora_A" in n and "layers.0." in n}
+        assert lora_a and lora_a <= changed
+
+
+@pytest.mark.slow
 def test_lora_reload_brings_back_the_trained_score_head_a_naive_reload_does_not(tmp_path):
     base, cfg, outcome, _ = _train(tmp_path, "lora", learning_rate=1e-2)
     trained = score_with(outcome.model, outcome.tokenizer, PROMPTS, ANSWERS, 64)
