@@ -77,7 +77,7 @@ def make_context(tmp: Path, config: RewardConfig | dict, *, data: Path, base: Pa
             "workdir": str(workdir), "data_dir": str(tmp / "data")}  # fmt: skip
     events: list[dict] = []
     ctx = Context(spec, events.append)
-    # The runner builds the kind's config; "reward" may not be registered yet, so set it here.
+    # In-process tests hand the task a config object directly (the runner builds it from the spec).
     ctx.config = config if isinstance(config, RewardConfig) else config_build(RewardConfig, config)
     ctx.events = events
     return ctx

@@ -72,12 +72,20 @@ def test_only_marked_checkpoints_count_and_older_ones_go_once_the_new_one_is_mar
 
 
 def _start(tmp_path: Path, name: str, config: dict, data: Path, base: Path) -> tuple[subprocess.Popen, Path]:
+    """The reward kind's child as the worker starts it: `python -m training.runner SPEC.json`, events to a file."""
+    workdir = tmp_path / "job"
+    workdir.mkdir(exist_ok=True)
+    spec_base = {"name": "tiny", "kind": "base", "base_path": str(base), "adapter_path": None, "convert": ""}
+    inputs = workdir / "inputs.json"
+    inputs.write_text(json.dumps({"data": str(data), "dataset_sha256": "0" * 64, "base": spec_base, "project": "p"}))
+    spec = tmp_path / f"{name}.json"
+    spec.write_text(json.dumps({"job_id": 1, "attempt": 1, "kind": "reward", "config": config, "inputs": str(inputs),
+                                "workdir": str(workdir), "data_dir": str(tmp_path / "data")}))  # fmt: skip
     events = tmp_path / f"{name}.jsonl"
-    args = tmp_path / f"{name}.json"
-    args.write_text(json.dumps({"tmp": str(tmp_path), "config": config, "data": str(data), "base": str(base),
-                                "events": str(events)}))  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.training.reward.run_task", str(args)], cwd=ROOT, env=env,
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "JUROR_EVENTS_FILE": str(events)}
+    for inherited in ("JUROR_EVENTS_FD", "JUROR_WORKER_PID"):
+        env.pop(inherited, None)
+    proc = subprocess.Popen([sys.executable, "-m", "training.runner", str(spec)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     return proc, events
 
