@@ -19,7 +19,7 @@ from typing import Any
 from feedback.exports.options import ExportOptions
 
 from .configs import GenerateConfig, ImportConfig, NoopConfig
-from .train_configs import RewardConfig, RewardEvalConfig, ScoreConfig
+from .train_configs import DpoConfig, MergeConfig, RewardConfig, RewardEvalConfig, ScoreConfig, SftConfig
 
 NOTHING_TO_PREPARE = "training.kinds.base:nothing_to_prepare"
 RESULT_AS_IS = "training.kinds.base:result_as_is"
@@ -92,6 +92,30 @@ KINDS: dict[str, KindSpec] = {
             entry="training.tasks.score:run",
             prepare="training.kinds.reward:prepare_score",
             finish="training.kinds.reward:finish_score",
+        ),
+        KindSpec(
+            name="sft",
+            config=SftConfig,
+            help="Instruction-tune a policy on the project's demonstrations (LoRA on a 4-bit base by default).",
+            entry="training.tasks.sft:run",
+            prepare="training.kinds.policy:prepare_sft",
+            finish="training.kinds.policy:finish_sft",
+        ),
+        KindSpec(
+            name="dpo",
+            config=DpoConfig,
+            help="Align a policy to the project's preferences with DPO, evaluate it and register its adapter.",
+            entry="training.tasks.dpo:run",
+            prepare="training.kinds.policy:prepare_dpo",
+            finish="training.kinds.policy:finish_dpo",
+        ),
+        KindSpec(
+            name="merge",
+            config=MergeConfig,
+            help="Merge a LoRA adapter into its base and register the standalone model (plain transformers loads it).",
+            entry="training.tasks.merge:run",
+            prepare="training.kinds.policy:prepare_merge",
+            finish="training.kinds.policy:finish_merge",
         ),
         KindSpec(
             name="export",

@@ -212,6 +212,11 @@ def model_register_trained(
         raise RegistryError(f"{folder} is not a folder: the job wrote no model")
     if not _safetensors_files(source):
         raise RegistryError(f"{source} has no *.safetensors weights; Juror loads only safetensors")
+    # What a later load needs, checked now: a folder registered without it fails every job that names it.
+    if kind == RegisteredModel.Kind.ADAPTER and not (source / "adapter_config.json").exists():
+        raise RegistryError(f"{source} has no adapter_config.json; an adapter is a peft folder")
+    if kind == RegisteredModel.Kind.BASE and not (source / "config.json").exists():
+        raise RegistryError(f"{source} has no config.json; a base model is a Hugging Face model folder")
     provenance = {
         "job": job.pk,
         "project": job.project.slug,

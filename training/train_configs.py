@@ -26,6 +26,14 @@ MAX_TEXT = 200_000
 DEFAULT_LEARNING_RATES = {"head": 1e-3, "full": 1e-5, "lora": 1e-4, "qlora": 2e-4}
 
 
+def _name_checks(name: str) -> list[tuple[bool, str]]:
+    """A trained model's registry name: the registry's own rule, checked before hours of training, not after."""
+    return [
+        (len(name) <= 100, "name must be at most 100 characters"),
+        (not name or bool(NAME.fullmatch(name)), "name: ASCII letters, digits, - and _"),
+    ]
+
+
 def _check(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
@@ -228,8 +236,7 @@ class RewardConfig:
     def __post_init__(self) -> None:
         _check(
             [
-                (len(self.name) <= 100, "name must be at most 100 characters"),
-                (not self.name or bool(NAME.fullmatch(self.name)), "name: ASCII letters, digits, - and _"),
+                *_name_checks(self.name),
                 (0 <= self.ensemble <= 64, "ensemble must be between 0 and 64"),
                 (self.ensemble == 0 or self.mode == "features", "ensemble is for mode=features"),
             ]
@@ -330,3 +337,145 @@ def _item_problem(item: dict) -> str | None:
         if len(text) > MAX_TEXT:
             return f"{key} is {len(text):,} characters; at most {MAX_TEXT:,}"
     return None
+
+
+# ---- policies (SFT, DPO) --------------------------------------------------------------------------------------
+
+POLICY_LEARNING_RATES = {"lora": 2e-4, "full": 1e-5}
+DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "sigmoid_norm")
+
+
+@dataclass(frozen=True)
+class PolicyModelConfig:
+    """The policy: a base model from the registry, how it is loaded, and what of it learns."""
+
+    base: str = DEFAULT_BASE_MODEL
+    """Registry name of the base model (a base, not an adapter: to continue an adapter, name it in start_from)."""
+    precision: Literal["nf4", "bf16", "fp32"] = "nf4"
+    """nf4: the base in 4-bit NF4 (QLoRA); bf16 or fp32: full precision (bf16 only pays off on a GPU)."""
+    method: Literal["lora", "full"] = "lora"
+    """lora: train LoRA adapters on every linear layer (registered as an adapter of the base); full: every weight
+    (registered as a new base model; not with nf4)."""
+    start_from: str = ""
+    """A registered adapter of the same base to continue (e.g. DPO from an SFT adapter); empty: a fresh adapter."""
+    max_length: int = 512
+    """Tokens per prompt + answer; longer examples keep the end of the prompt and the whole answer where they fit."""
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (16 <= self.max_length <= 8192, "model.max_length must be between 16 and 8192"),
+                (not (self.method == "full" and self.precision == "nf4"), "model.method=full needs fp32 or bf16"),
+                (not (self.method == "full" and self.start_from), "model.start_from continues an adapter: method=lora"),
+                (len(self.start_from) <= 100, "model.start_from must be at most 100 characters"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class SftDataConfig:
+    """What the policy imitates: the project's demonstrations, and optionally the answers people chose."""
+
+    include_chosen: bool = False
+    """Also train on the chosen answer of every preference pair (the same filters as data of a reward job)."""
+    segment: str = ""
+    """key=value: only demonstrations (and labels) from annotators with this segment attribute."""
+    test_fraction: float = 0.1
+    """Share of prompts held out for evaluation (perplexity on held-out answers)."""
+    seed: int = 0
+    """Changes which prompts are held out, deterministically."""
+    max_examples: int = 0
+    """Train on at most this many examples; 0: all."""
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (not self.segment or bool(SEGMENT.match(self.segment)), "data.segment is key=value, e.g. age=child"),
+                (0 <= self.test_fraction < 1, "data.test_fraction must be at least 0 and below 1"),
+                (0 <= self.seed <= MAX_SEED, f"data.seed must be between 0 and {MAX_SEED}"),
+                (self.max_examples >= 0, "data.max_examples must not be negative"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class SftConfig:
+    """Instruction tuning: TRL's SFTTrainer on the project's demonstrations ("write a better answer"), loss on the
+    assistant's tokens only; registers the adapter (or model) with its provenance."""
+
+    name: str = ""
+    """Registry name of the trained policy; empty: <project>-sft-<job id>."""
+    data: SftDataConfig = field(default_factory=SftDataConfig)
+    """Which examples."""
+    model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    """The policy."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """The adapter (method=lora)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """The optimiser (learning_rate 0: 2e-4 for LoRA, 1e-5 for full)."""
+
+    def __post_init__(self) -> None:
+        _check(_name_checks(self.name))
+
+    @property
+    def learning_rate(self) -> float:
+        return self.trainer.learning_rate or POLICY_LEARNING_RATES[self.model.method]
+
+
+@dataclass(frozen=True)
+class DpoConfig:
+    """Direct preference optimisation: TRL's DPOTrainer on the project's preference pairs. With LoRA the reference
+    is the same base with the adapter switched off (no second copy in memory)."""
+
+    name: str = ""
+    """Registry name of the trained policy; empty: <project>-dpo-<job id>."""
+    beta: float = 0.1
+    """How far the policy may move from the reference (higher: closer to it)."""
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "sigmoid_norm"] = "sigmoid"
+    """sigmoid (the DPO paper), ipo, hinge (SLiC), robust (noisy labels), sigmoid_norm (length-normalised)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which preferences (ties are left out: they say nothing about which answer to prefer)."""
+    model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    """The policy."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """The adapter (method=lora)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """The optimiser (learning_rate 0: 2e-4 for LoRA, 1e-5 for full)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                *_name_checks(self.name),
+                (0 < self.beta <= 100, "beta must be above 0 and at most 100"),
+                (self.data.ties == "exclude", "data.ties must be exclude for DPO"),
+            ]
+        )
+
+    @property
+    def learning_rate(self) -> float:
+        return self.trainer.learning_rate or POLICY_LEARNING_RATES[self.model.method]
+
+
+# ---- merged exports ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """Folds a registered LoRA adapter into its base model's weights and registers the result as a standalone base
+    model (safetensors that plain transformers loads): once merged, the adapter costs nothing per token."""
+
+    adapter: str = ""
+    """Registry name of the LoRA adapter to merge (its base comes from the registry)."""
+    name: str = ""
+    """Registry name of the merged model; empty: <adapter>-merged."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """The merged weights' dtype: fp32, or bf16 (half the size; merged in fp32 first, then rounded)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            [
+                (bool(self.adapter), "adapter must name a registered LoRA adapter"),
+                (len(self.adapter) <= 100, "adapter must be at most 100 characters"),
+                *_name_checks(self.name),
+            ]
+        )

@@ -50,7 +50,17 @@ def test_the_child_side_of_every_kind_imports_without_django():
 
 def test_the_submittable_kinds_leave_out_import():
     kinds = submittable_kinds()
-    assert kinds == ["generate", "reward", "reward_eval", "score", "export", "noop"]  # the form's order
+    assert kinds == [
+        "generate",
+        "reward",
+        "reward_eval",
+        "score",
+        "sft",
+        "dpo",
+        "merge",
+        "export",
+        "noop",
+    ]  # the form's order
     assert not KINDS["import"].submittable and KINDS["import"].long_transaction
 
 

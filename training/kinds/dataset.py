@@ -3,6 +3,8 @@
     workdir/data/pairs/         export_preferences(kind="pairs"): train.jsonl, test.jsonl, README.md, manifest.json
     workdir/data/labels/        the same filters, kind="labels": one row per label (per-annotator, per-source figures)
     workdir/data/annotators.json  {pseudonym: membership attributes} (per-segment figures)
+    workdir/data/demonstrations/  sft only: export kind="demonstrations" (conversational `messages`: the prompt's
+                                  turns + the demonstration as the last assistant message), same split rule
 
 The files come from the one preference-dataset definition (feedback.exports), so a model trained here is trained
 on exactly what an export with the same options downloads, and the pairs' manifest hash is its provenance.
@@ -22,15 +24,16 @@ from annotators.models import Membership
 from feedback.exports.dataset import aggregated_units, filtered_labels, pseudonym
 from feedback.exports.options import ExportOptions
 from feedback.exports.service import export_preferences
-from feedback.models import Label, Project
+from feedback.models import Demonstration, Label, Project
 from training.models import Job
 from training.reward.files import ANNOTATORS, LABELS, PAIRS
 from training.runner import write_atomic
-from training.train_configs import DataConfig
+from training.train_configs import DataConfig, SftDataConfig
 
 from .base import JobError
 
 Need = Literal["train", "test", "any"]
+DEMONSTRATIONS = "demonstrations"
 
 
 def dataset_prepare(job: Job, workdir: Path, data: DataConfig, *, need: Need = "train") -> dict:
@@ -60,6 +63,65 @@ def dataset_prepare(job: Job, workdir: Path, data: DataConfig, *, need: Need = "
         "dataset_sha256": _sha256(folder / PAIRS / "manifest.json"),
         "rows": {"pairs": pair_rows, "labels": label_rows, "annotators": len(annotators)},
     }
+
+
+def demonstrations_prepare(job: Job, workdir: Path, data: SftDataConfig) -> dict:
+    """Writes an SFT job's examples: the project's demonstrations and, with data.include_chosen, the preference
+    pairs (whose chosen answers the child also imitates), both split by prompt with the same test_fraction and
+    seed, so a prompt's demonstration and its pairs are never on both sides. Returns {"data", "dataset_sha256",
+    "rows": {"demonstrations": {...}, "pairs": {...}}}.
+
+    dataset_sha256 is the demonstrations' manifest hash; with pairs too, the hash of both manifests' hashes. When
+    the training split would be empty, JobError says what the project has and which setting removed it."""
+    folder = Path(workdir).resolve() / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    options = ExportOptions(
+        kind=DEMONSTRATIONS,
+        format="jsonl",
+        style="conversational",
+        segment=data.segment,
+        test_fraction=data.test_fraction,
+        seed=data.seed,
+    )
+    rows = {DEMONSTRATIONS: _export(job.project, options, folder / DEMONSTRATIONS)}
+    manifests = [folder / DEMONSTRATIONS / "manifest.json"]
+    if data.include_chosen:
+        pairs = DataConfig(segment=data.segment, test_fraction=data.test_fraction, seed=data.seed)
+        rows[PAIRS] = _export(job.project, pairs.export_options(kind="pairs"), folder / PAIRS)
+        manifests.append(folder / PAIRS / "manifest.json")
+    if not sum(split.get("train", 0) for split in rows.values()):
+        raise JobError(no_examples_reason(job.project, data, rows))
+    if len(manifests) == 1:
+        digest = _sha256(manifests[0])
+    else:
+        joined = "".join(f"{path.parent.name}:{_sha256(path)}\n" for path in manifests)
+        digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()
+    return {"data": str(folder), "dataset_sha256": digest, "rows": rows}
+
+
+def no_examples_reason(project: Project, data: SftDataConfig, rows: dict[str, dict[str, int]]) -> str:
+    """Why an SFT job has nothing to train on, in figures, naming the setting that would change it."""
+    total = Demonstration.objects.filter(prompt__project=project).count()
+    found = sum(rows[DEMONSTRATIONS].values())
+    if not total:
+        what = f"project {project.slug} has no demonstrations"
+    elif not found:
+        what = f"none of the project's {_count(total, 'demonstration')} passes data.segment={data.segment}"
+    else:
+        what = (
+            f"the project's {_count(found, 'demonstration')} all fell in the test split "
+            f"(data.test_fraction={data.test_fraction:g}, data.seed={data.seed})"
+        )
+    if not data.include_chosen:
+        return (
+            f'nothing to train on: {what} and data.include_chosen is off; write demonstrations ("write a better '
+            'answer" while annotating) or set data.include_chosen=true to imitate the answers people chose'
+        )
+    pairs = sum(rows.get(PAIRS, {}).values())
+    return (
+        f"nothing to train on: {what}, and the preference pairs give "
+        f"{_count(pairs, 'usable pair') if pairs else 'no usable pair'} in the training split"
+    )
 
 
 def _export(project: Project, options: ExportOptions, out: Path) -> dict[str, int]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from training.ml.hf_training import checkpoint_step, fp32_trainable, on_gpu, trainer_kwargs
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
@@ -27,12 +29,6 @@ NEW_PAD = "<|pad|>"
 PAD_CANDIDATES = ("<|endoftext|>", "<pad>", "<|pad|>")
 """Existing tokens that chat templates do not emit, tried (in order) before a new token is added: reusing one
 keeps the embedding matrix — and so a LoRA base — unchanged."""
-
-
-def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def ensure_distinct_pad(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -132,14 +128,7 @@ def build_model(cfg: RewardConfig, base_path: str | Path) -> tuple[Any, PreTrain
     return model, tokenizer
 
 
-def _fp32_trainable(model) -> None:
-    """Casts trainable parameters to fp32: undoes RewardTrainer's bf16 cast for quantised models, which would
-    crash the fp32 forward of a CPU run (bf16=False)."""
-    import torch
-
-    for param in model.parameters():
-        if param.requires_grad and param.dtype != torch.float32:
-            param.data = param.data.to(torch.float32)
+_fp32_trainable = fp32_trainable  # undoes RewardTrainer's bf16 cast for quantised models (training.ml.hf_training)
 
 
 def weighted_trainer_class():
@@ -187,38 +176,12 @@ def weighted_trainer_class():
 def training_args(cfg: RewardConfig, output_dir: Path):
     from trl import RewardConfig as TRLRewardConfig
 
-    gpu = on_gpu()
-    import torch
-
-    bf16 = gpu and torch.cuda.is_bf16_supported()
     return TRLRewardConfig(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=cfg.trainer.batch_size,
-        gradient_accumulation_steps=cfg.trainer.gradient_accumulation,
-        num_train_epochs=cfg.trainer.epochs,
-        max_steps=cfg.trainer.max_steps or -1,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.trainer.weight_decay,
-        seed=cfg.trainer.seed,
-        save_strategy="steps",
-        save_steps=cfg.trainer.save_steps,
-        save_total_limit=None,  # JobCallback removes old checkpoints once the new one is marked complete
-        logging_steps=1,
-        logging_strategy="steps",
-        report_to=[],
-        bf16=bf16,  # fp32 on CPU: bf16 is emulated there and slower
-        fp16=False,
-        use_cpu=not gpu,
-        # Off unless asked: a speed loss at these sizes (TRL defaults it on); on, it trades time for memory.
-        gradient_checkpointing=cfg.trainer.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.trainer.gradient_checkpointing else None,
+        **trainer_kwargs(cfg.trainer, output_dir=output_dir, learning_rate=cfg.learning_rate),
         max_length=None,  # we truncate (keeping the end) instead of TRL dropping long pairs
         disable_dropout=True,
-        dataloader_num_workers=0,
-        disable_tqdm=True,  # the job page shows progress; bars would fill the job log
         remove_unused_columns=True,
         center_rewards_coefficient=None,
-        save_only_model=False,  # optimizer and scheduler state, so a resumed run continues exactly
     )
 
 
@@ -259,11 +222,7 @@ def train_transformer(
         callbacks=callbacks or [],
     )
     started = time.perf_counter()
-    start_step = 0
-    if resume_from is not None:
-        import json
-
-        start_step = json.loads((Path(resume_from) / "trainer_state.json").read_text()).get("global_step", 0)
+    start_step = checkpoint_step(resume_from) or 0
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
     steps = trainer.state.global_step

@@ -1,4 +1,5 @@
-"""Creates the demo project with real SmolLM2 generations and the team's judgements, and the demo users.
+"""Creates the demo project with real SmolLM2 generations, the team's judgements and a handful of
+demonstrations (so every job kind, SFT included, runs on it out of the box), and the demo users.
 
 Passwords come from JUROR_ADMIN_PASSWORD / JUROR_ANNOTATOR_PASSWORD, or are generated once and kept in
 <data dir>/demo-logins.json (mode 600) so that re-running prints logins that still work.
@@ -15,9 +16,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotators.models import Membership
+from feedback.hashing import messages_hash
 from feedback.imports.errors import ImportFailed
 from feedback.imports.service import data_import
-from feedback.models import Comparison, Project
+from feedback.models import Comparison, Demonstration, Project, Prompt
 
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
 GUIDELINES = """\
@@ -72,6 +74,7 @@ class Command(BaseCommand):
             except ImportFailed as exc:
                 raise CommandError(exc.message) from None
             self._mark_gold(project)
+            self._add_demonstrations(project)
             self._queue_demo_job(project)
         self.stdout.write("Demo logins (sign in at /accounts/login/):")
         for username, _, role in USERS:
@@ -84,6 +87,24 @@ class Command(BaseCommand):
             if team and team.choice in ("a", "b"):
                 comparison.gold_choice = team.choice
                 comparison.save(update_fields=["gold_choice"])
+
+    def _add_demonstrations(self, project: Project) -> None:
+        """The team's good answers to some demo prompts (demonstrations.jsonl: the prompt's messages with the
+        answer as the last assistant message, the SFT export's own shape), written by admin; a re-run adds none
+        twice."""
+        author = get_user_model().objects.get(username="admin")
+        added = 0
+        with open(DEMO_DIR / "demonstrations.jsonl", encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                *messages, answer = json.loads(line)["messages"]
+                prompt = Prompt.objects.filter(project=project, content_hash=messages_hash(messages)).first()
+                if prompt is None or answer.get("role") != "assistant":
+                    raise CommandError(f"demonstrations.jsonl line {number}: not an answer to a demo prompt")
+                _, created = Demonstration.objects.get_or_create(prompt=prompt, author=author, text=answer["content"])
+                added += created
+        self.stdout.write(f"{added} demonstrations added")
 
     def _queue_demo_job(self, project: Project) -> None:
         """A first generation job, so the demo shows one finished within a minute of the worker starting:
