@@ -128,6 +128,7 @@ def test_the_project_page_offers_training_and_lists_the_reward_models(client, se
     client.force_login(manager)
     page = client.get("/projects/kids/").content.decode()
     assert 'href="/jobs/new/?kind=reward&amp;project=kids">Train reward model</a>' in page
+    assert 'href="/jobs/new/?kind=dpo&amp;project=kids">Train policy</a>' in page
     assert page.index("kids-rm") < page.index("kids-lora") and "75.0%" in page and "61.0%" in page
     assert "Active learning" not in page
     annotator = MembershipFactory(project=project).user
