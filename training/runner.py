@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,11 @@ def _events_stream():
 
 def _quiet_libraries() -> None:
     """bitsandbytes warns on every 4-bit job that it could not download a faster CPU kernel from the Hub; jobs
-    never download (no network, HF_HUB_OFFLINE), so the built-in kernel is the intended path, not news."""
+    never download (no network, HF_HUB_OFFLINE), so the built-in kernel is the intended path, not news. And
+    transformers 5 warns on every checkpoint that `*gradient_checkpointing` was renamed, from inside TRL and the
+    Trainer, not from our calls: noise in every training job's log."""
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
 def main(argv: list[str]) -> int:
