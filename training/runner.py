@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -96,6 +97,21 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_folder_atomic(folder: Path, write: Callable[[Path], None]) -> Path:
+    """`write(tmp)` fills a temporary folder beside `folder`, which is then renamed into place: a reader (the
+    registry, a resumed attempt) sees the whole folder or none of it. A retried attempt replaces what an earlier
+    one left."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
 
 
 def _die_with_parent(*, parent_is_worker: bool) -> None:

@@ -18,12 +18,11 @@ the tokenizer; both with `juror_policy.json` {"kind", "method", "precision", "ba
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.ml.hf_training import fp32_trainable, on_gpu
+from training.runner import write_folder_atomic
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -104,18 +103,6 @@ def load_policy(
     return model, tokenizer, peft_config
 
 
-def _write_folder(folder: Path, write) -> Path:
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if folder.exists():  # a retried attempt replaces what an earlier one left
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
-
-
 def save_policy(folder: Path, model, tokenizer: PreTrainedTokenizerBase, meta: dict) -> Path:
     """Writes the trained policy as one complete folder (temporary name, then renamed): the LoRA adapter alone
     (only the trained "default" one: DPO from an adapter also holds a frozen "ref" copy) or the whole model, the
@@ -129,7 +116,7 @@ def save_policy(folder: Path, model, tokenizer: PreTrainedTokenizerBase, meta: d
         tokenizer.save_pretrained(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, **meta}, indent=2, sort_keys=True))
 
-    return _write_folder(folder, write)
+    return write_folder_atomic(folder, write)
 
 
 def read_manifest(folder: Path) -> dict:

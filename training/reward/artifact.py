@@ -12,15 +12,14 @@ Every folder is written under a temporary name and renamed, so the registry neve
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from training.reward.data import chat_ids
+from training.runner import write_folder_atomic
 
 if TYPE_CHECKING:
     from training.reward.features import Encoder, FeatureFit
@@ -28,18 +27,6 @@ if TYPE_CHECKING:
 MANIFEST = "juror_reward.json"
 CLASSIFIER = "classifier.safetensors"
 FORMAT = 1
-
-
-def _write_folder(folder: Path, write: Callable[[Path], None]) -> Path:
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if folder.exists():  # a retried attempt replaces what an earlier one left
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
 
 
 def _manifest(mode: str, **fields: Any) -> str:
@@ -71,7 +58,7 @@ def save_features(
             )
         )
 
-    return _write_folder(folder, write)
+    return write_folder_atomic(folder, write)
 
 
 def save_transformer(folder: Path, model, tokenizer, *, mode: str, base: str | None, max_length: int, **extra) -> Path:
@@ -92,7 +79,7 @@ def save_transformer(folder: Path, model, tokenizer, *, mode: str, base: str | N
             )
         )
 
-    return _write_folder(folder, write)
+    return write_folder_atomic(folder, write)
 
 
 def read_manifest(folder: Path) -> dict:

@@ -9,12 +9,10 @@ loads with plain `transformers.AutoModelForCausalLM.from_pretrained` and costs n
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
-from training.runner import Context, Unrecoverable
+from training.runner import Context, Unrecoverable, write_folder_atomic
 
 CHECK_TOKENS = 32
 """Length of the token sequence whose logits the merged model must reproduce (a self-check, recorded)."""
@@ -63,14 +61,12 @@ def run(ctx: Context) -> dict:
     dtype = torch.bfloat16 if ctx.config.precision == "bf16" else torch.float32
     merged = merged.to(dtype)
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    del model, merged
-    if out.exists():  # a retried attempt replaces what an earlier one left
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    def write(tmp: Path) -> None:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    write_folder_atomic(out, write)
+    model = merged = None  # frees both copies of the weights before the reload
     ctx.progress(2, 3, "reloading the merged model with plain transformers")
 
     # The export is judged as it will be used: reloaded from disk, without peft.
