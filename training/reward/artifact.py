@@ -12,6 +12,7 @@ Every folder is written under a temporary name and renamed, so the registry neve
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,15 +90,16 @@ def read_manifest(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-class RewardModel:
+class RewardModel(ABC):
     """A loaded reward model: a scalar score per (conversation, response); P(a beats b) = sigmoid(s_a − s_b)."""
 
     def __init__(self, meta: dict) -> None:
         self.meta = meta
         self.mode: str = meta["mode"]
 
+    @abstractmethod
     def score(self, prompts: Sequence[list[dict]], responses: Sequence[str], batch_size: int = 16) -> list[float]:
-        raise NotImplementedError
+        """One score per response to its conversation."""
 
     def score_ensemble(
         self, prompts: Sequence[list[dict]], responses: Sequence[str], batch_size: int = 16

@@ -12,6 +12,7 @@ import hashlib
 import os
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ EMBED_CHUNK = 256  # texts per progress report (and per cache shard at most)
 # Encoders
 
 
-class Encoder:
+class Encoder(ABC):
     """Turns (prompt, answer) pairs into fixed-size vectors; `id` names everything that changes the output."""
 
     id: str
@@ -43,11 +44,13 @@ class Encoder:
     cut: list[bool]
     """Which of the last `texts()` call's texts were cut at the start to fit."""
 
+    @abstractmethod
     def texts(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> list[str]:
-        raise NotImplementedError
+        """The texts to embed, cut at their start to fit (recording which were cut in `cut`)."""
 
+    @abstractmethod
     def embed(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """One row per text."""
 
 
 class MiniLMEncoder(Encoder):

@@ -55,6 +55,9 @@ class CountingEncoder(Encoder):
     def __init__(self):
         self.seen = 0
 
+    def texts(self, prompts, answers):
+        return list(answers)
+
     def embed(self, texts):
         self.seen += len(texts)
         return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32)
