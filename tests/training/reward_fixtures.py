@@ -1,6 +1,5 @@
 """Reward-model test data without training anything: a labelled project, a fake trained model folder (small
-safetensors files), an evaluation.json in the contract's shape, and the reward kinds registered in the catalog
-for tests written before the lead registers them."""
+safetensors files), an evaluation.json in the contract's shape."""
 
 from __future__ import annotations
 
@@ -8,38 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from safetensors.numpy import save_file
 
 from annotators.models import Membership
 from feedback.models import Comparison, Label, Project
 from tests.factories import MembershipFactory, ProjectFactory, make_pair
-
-REWARD_KINDS = {
-    "reward": "RewardConfig",
-    "reward_eval": "RewardEvalConfig",
-    "score": "ScoreConfig",
-}
-
-
-@pytest.fixture
-def reward_kinds(monkeypatch):
-    """The three reward kinds in training.catalog, pointing at training.kinds.reward (the lead registers them
-    for real; a kind already registered is left as it is)."""
-    from training import catalog, train_configs
-
-    for name, config in REWARD_KINDS.items():
-        if name in catalog.KINDS:
-            continue
-        spec = catalog.KindSpec(
-            name=name,
-            config=getattr(train_configs, config),
-            help=name,
-            entry=f"training.tasks.{name}:run",
-            prepare=f"training.kinds.reward:prepare_{name}",
-            finish=f"training.kinds.reward:finish_{name}",
-        )
-        monkeypatch.setitem(catalog.KINDS, name, spec)
 
 
 def labelled_project(*, slug: str = "kids", pairs: int = 12, votes: tuple[str, ...] = ("a", "a", "b")) -> Project:

@@ -30,28 +30,6 @@ from training.registry import RegistryError, model_default, model_register_train
 
 pytestmark = pytest.mark.django_db
 
-POLICY_KINDS = {"sft": "SftConfig", "dpo": "DpoConfig", "merge": "MergeConfig"}
-
-
-@pytest.fixture(autouse=True)
-def policy_kinds(monkeypatch):
-    """sft, dpo and merge in training.catalog (the lead registers them for real; a kind already registered is left
-    as it is)."""
-    from training import catalog, train_configs
-
-    for name, config in POLICY_KINDS.items():
-        if name in catalog.KINDS:
-            continue
-        spec = catalog.KindSpec(
-            name=name,
-            config=getattr(train_configs, config),
-            help=name,
-            entry=f"training.tasks.{name}:run",
-            prepare=f"training.kinds.policy:prepare_{name}",
-            finish=f"training.kinds.policy:finish_{name}",
-        )
-        monkeypatch.setitem(catalog.KINDS, name, spec)
-
 
 def _job(project, kind="sft", **config):
     return job_submit(kind=kind, project=project, config=config)

@@ -12,7 +12,6 @@ from tests.training.reward_fixtures import (
     labelled_project,
     manager_of,
     pair_rows,
-    reward_kinds,  # noqa: F401 — a fixture
     segment_reward_model,
 )
 from training.jobs import job_submit
@@ -21,7 +20,7 @@ from training.models import Job, RewardEvaluation
 from training.reward.evaluation import compare
 from training.views import _figure
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reward_kinds")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

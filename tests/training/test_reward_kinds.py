@@ -12,7 +12,6 @@ from tests.training.reward_fixtures import (
     evaluation_fixture,
     fake_reward_folder,
     labelled_project,
-    reward_kinds,  # noqa: F401 — a fixture
 )
 from training.jobs import job_submit
 from training.kinds import JobError
@@ -29,7 +28,7 @@ from training.models import RegisteredModel, ResponseScore, RewardEvaluation
 from training.registry import RegistryError, model_default, model_register_trained
 from training.train_configs import DataConfig
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reward_kinds")]
+pytestmark = pytest.mark.django_db
 
 
 def _job(project, kind="reward", **config):

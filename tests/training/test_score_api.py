@@ -8,12 +8,11 @@ from tests.factories import MembershipFactory, ProjectFactory
 from tests.training.reward_fixtures import (
     fake_reward_folder,
     manager_of,
-    reward_kinds,  # noqa: F401 — a fixture
 )
 from training.models import Job
 from training.registry import model_default, model_register_trained
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reward_kinds")]
+pytestmark = pytest.mark.django_db
 
 ITEMS = [
     {"prompt": "Why is the sky blue?", "response": "Rayleigh scattering."},
